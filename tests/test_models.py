@@ -1,0 +1,236 @@
+"""The two tutorial models, their training scripts and their checkpoints."""
+
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import common
+import create_model_1
+import create_model_2
+from common import tf
+from create_model_1 import SoftmaxRegression
+from create_model_2 import DeepCNN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def random_images(n, seed=0):
+    return np.random.default_rng(seed).random((n, 784), dtype=np.float32)
+
+
+def test_deep_cnn_gives_n_by_10_logits_on_random_input():
+    assert DeepCNN()(random_images(3)).shape == (3, 10)
+
+
+def test_softmax_regression_gives_n_by_10_logits_on_random_input():
+    assert SoftmaxRegression()(random_images(4)).shape == (4, 10)
+
+
+def test_softmax_regression_starts_from_zeros_like_the_tutorial():
+    np.testing.assert_array_equal(SoftmaxRegression()(random_images(2)).numpy(), np.zeros((2, 10)))
+
+
+def test_deep_cnn_applies_dropout_only_when_training():
+    model, x = DeepCNN(), random_images(8)
+    np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
+    assert not np.allclose(model(x).numpy(), model(x, dropout_seed=[0, 1]).numpy())
+
+
+def test_deep_cnn_loss_falls_over_a_few_steps():
+    model = DeepCNN(seed=3)
+    step = create_model_2.make_train_step(model, common.Adam(model.trainable_variables), 3)
+    x, y = random_images(50, seed=1), np.arange(50, dtype=np.int64) % 10
+    losses = [float(step(x, y, np.float32(1e-3), np.int64(i))) for i in range(15)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_softmax_regression_loss_falls_over_a_few_steps(mnist):
+    model = SoftmaxRegression()
+    step = create_model_1.make_train_step(model)
+    x, y = mnist.train.images[:100], mnist.train.labels[:100].astype(np.int64)
+    losses = [float(step(x, y, np.float32(0.01))) for _ in range(10)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_same_seed_gives_same_weights_and_another_seed_does_not(mnist_dir, tmp_path):
+    def weights(seed, name):
+        prefix = str(tmp_path / name)
+        create_model_2.main(["--steps", "3", "--seed", str(seed), "--data-dir", mnist_dir,
+                             "--checkpoint", prefix, "--smoke"])
+        model = DeepCNN(seed=99)
+        common.restore_checkpoint(model, prefix)
+        return [v.numpy() for v in model.trainable_variables]
+
+    a, b, c = weights(1, "a"), weights(1, "b"), weights(2, "c")
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_model1_short_run_beats_an_honest_floor(mnist, mnist_dir, tmp_path, capsys):
+    # 300 steps of 100 (a third of the tutorial's run) reach ≈ 0.90 on the 10,000 test images.
+    prefix = str(tmp_path / "model.ckpt")
+    create_model_1.main(["--steps", "300", "--data-dir", mnist_dir, "--checkpoint", prefix])
+    printed = float(re.search(r"test accuracy ([\d.]+)", capsys.readouterr().out).group(1))
+    model = SoftmaxRegression()
+    common.restore_checkpoint(model, prefix)
+    accuracy = common.evaluate(model, mnist.test.images, mnist.test.labels)
+    assert accuracy == pytest.approx(printed, abs=1e-4)
+    assert accuracy > 0.88
+
+
+def test_model2_smoke_run_writes_a_checkpoint_predict_can_restore(mnist_dir, tmp_path, capsys):
+    prefix = str(tmp_path / "model2.ckpt")
+    create_model_2.main(["--smoke", "--data-dir", mnist_dir, "--checkpoint", prefix])
+    out = capsys.readouterr().out
+    assert "step 10, training accuracy" in out and "test accuracy" in out
+    assert sorted(os.listdir(tmp_path)) == ["model2.ckpt.data-00000-of-00001", "model2.ckpt.index"]
+    common.restore_checkpoint(DeepCNN(), prefix)
+
+
+def test_fast_schedule_warms_up_then_anneals_to_zero():
+    rates = [create_model_2.learning_rate_at(s, 1000, 2e-3, 0.15) for s in range(1000)]
+    assert rates[0] < rates[149] == pytest.approx(2e-3)
+    assert all(a >= b for a, b in zip(rates[150:], rates[151:]))
+    assert rates[-1] < 1e-6
+
+
+@pytest.mark.parametrize("model_class", [DeepCNN, SoftmaxRegression])
+def test_checkpoint_round_trip_gives_identical_logits(model_class, tmp_path):
+    original = model_class(seed=1)
+    if model_class is SoftmaxRegression:  # zeros would round-trip trivially
+        original.W.assign(tf.random.normal([784, 10], seed=1))
+    prefix = common.save_checkpoint(original, tmp_path / "m.ckpt")
+    restored = model_class(seed=2)
+    common.restore_checkpoint(restored, prefix)
+    x = random_images(16)
+    np.testing.assert_array_equal(original(x).numpy(), restored(x).numpy())
+
+
+def test_restore_accepts_the_index_file_name_for_the_prefix(tmp_path):
+    original = DeepCNN(seed=1)
+    prefix = common.save_checkpoint(original, tmp_path / "m.ckpt")
+    restored = DeepCNN(seed=2)
+    common.restore_checkpoint(restored, prefix + ".index")
+    np.testing.assert_array_equal(original.w_fc2.numpy(), restored.w_fc2.numpy())
+
+
+def test_interrupted_save_leaves_previous_checkpoint_whole(tmp_path, monkeypatch):
+    old = DeepCNN(seed=1)
+    prefix = common.save_checkpoint(old, tmp_path / "m.ckpt")
+    real_write = tf.train.Checkpoint.write
+
+    def write_then_interrupt(self, file_prefix, options=None):
+        real_write(self, file_prefix)
+        raise KeyboardInterrupt  # Ctrl-C right after the data hit the disk
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        common.save_checkpoint(DeepCNN(seed=2), prefix)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt.data-00000-of-00001", "m.ckpt.index"]
+    restored = DeepCNN(seed=3)
+    common.restore_checkpoint(restored, prefix)
+    np.testing.assert_array_equal(restored.w_conv1.numpy(), old.w_conv1.numpy())
+
+
+def test_save_that_died_between_renames_is_completed_on_next_restore(tmp_path, monkeypatch):
+    prefix = common.save_checkpoint(DeepCNN(seed=1), tmp_path / "m.ckpt")
+    new = DeepCNN(seed=2)
+    real_replace, calls = os.replace, []
+
+    def replace_once_then_die(src, dst):
+        if calls:
+            raise OSError("simulated crash")
+        calls.append(src)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_once_then_die)
+    with pytest.raises(OSError):
+        common.save_checkpoint(new, prefix)
+    monkeypatch.undo()
+    restored = DeepCNN(seed=3)
+    common.restore_checkpoint(restored, prefix)
+    np.testing.assert_array_equal(restored.w_fc1.numpy(), new.w_fc1.numpy())
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt.data-00000-of-00001", "m.ckpt.index"]
+
+
+def test_restoring_another_models_checkpoint_names_both_models(tmp_path):
+    prefix = common.save_checkpoint(SoftmaxRegression(), tmp_path / "model.ckpt")
+    with pytest.raises(common.CheckpointError, match="softmax-regression.*deep-mnist-cnn"):
+        common.restore_checkpoint(DeepCNN(), prefix)
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    prefix = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "other"))
+    with pytest.raises(common.CheckpointError, match="not a checkpoint written by this project"):
+        common.restore_checkpoint(DeepCNN(), prefix)
+
+
+def test_missing_checkpoint_says_how_to_train_it(tmp_path):
+    with pytest.raises(common.CheckpointError,
+                       match=r"model2.ckpt not found — train it with: python create_model_2.py"):
+        common.restore_checkpoint(DeepCNN(), tmp_path / "model2.ckpt", train_hint="python create_model_2.py")
+
+
+def test_truncated_checkpoint_data_is_a_clean_error(tmp_path):
+    prefix = common.save_checkpoint(DeepCNN(), tmp_path / "m.ckpt")
+    data = prefix + ".data-00000-of-00001"
+    os.truncate(data, os.path.getsize(data) // 2)
+    with pytest.raises(common.CheckpointError, match="cannot restore"):
+        common.restore_checkpoint(DeepCNN(), prefix)
+
+
+@pytest.mark.parametrize("flags", [["--steps", "0"], ["--learning-rate", "-1"], ["--batch-size", "x"],
+                                   ["--learning-rate", "nan"]])
+def test_bad_training_flags_are_rejected_with_usage(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        create_model_2.main(flags)
+    assert exit_info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_training_with_one_line_and_no_checkpoint(mnist_dir, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "create_model_2.py"), "--steps", "100000", "--log-every", "1",
+         "--data-dir", mnist_dir, "--checkpoint", str(tmp_path / "model2.ckpt")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.stdout.readline().startswith("step 5,"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "create_model_2.py: interrupted — nothing was written"
+    assert glob.glob(str(tmp_path / "model2.ckpt*")) == []
+
+
+def run_full(script, tmp_path, mnist_dir, *flags):
+    out = subprocess.run([sys.executable, str(ROOT / script), "--data-dir", mnist_dir, *flags,
+                          "--checkpoint", str(tmp_path / "ckpt")],
+                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    return float(re.search(r"test accuracy ([\d.]+)", out).group(1))
+
+
+@pytest.mark.slow
+def test_default_model1_run_reaches_the_tutorials_accuracy(tmp_path, mnist_dir):
+    assert run_full("create_model_1.py", tmp_path, mnist_dir) >= 0.91
+
+
+@pytest.mark.slow
+def test_default_model2_run_reaches_the_tutorials_accuracy(tmp_path, mnist_dir):
+    assert run_full("create_model_2.py", tmp_path, mnist_dir) >= 0.992
+
+
+@pytest.mark.slow
+def test_fast_model2_run_reaches_the_tutorials_accuracy(tmp_path, mnist_dir):
+    assert run_full("create_model_2.py", tmp_path, mnist_dir, "--fast") >= 0.992
