@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 import common
 import imageprepare
@@ -60,14 +61,15 @@ def classify(model, arrays):
 
 def save_prepared(directory, stem, arrays):
     """Write what the network sees: the 28×28 input, and the same enlarged for a person."""
-    from PIL import Image  # noqa: PLC0415
-
-    os.makedirs(directory, exist_ok=True)
     names = [stem] if len(arrays) == 1 else [f"{stem}_{i}" for i in range(len(arrays))]
-    for name, array in zip(names, arrays):
-        image = Image.fromarray(np.uint8(np.clip(array, 0, 1) * 255 + 0.5), mode="L")
-        image.save(os.path.join(directory, f"{name}.png"))
-        image.resize((280, 280), Image.Resampling.NEAREST).save(os.path.join(directory, f"{name}_x10.png"))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for name, array in zip(names, arrays):
+            image = Image.fromarray(np.uint8(np.clip(array, 0, 1) * 255 + 0.5), mode="L")
+            image.save(os.path.join(directory, f"{name}.png"))
+            image.resize((280, 280), Image.Resampling.NEAREST).save(os.path.join(directory, f"{name}_x10.png"))
+    except OSError as e:
+        raise common.UserError(f"cannot write to --save-prepared folder {directory}: {e.strerror or e}") from None
 
 
 def result_record(path, digits, probs):

@@ -1,0 +1,549 @@
+"""imageprepare: any user image of a digit (or number) -> MNIST-style 28x28 arrays.
+
+The user-style files come from tests/userstyle.py. Everything above the
+"needs a trained model" line runs in seconds without a model.
+"""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import imageprepare
+from imageprepare import Digit, ImageError, load_ink, prepare, split_digits, to_mnist
+
+import userstyle as us
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+def corr(a, b):
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def centre_of_mass(a):
+    rows, cols = np.indices(a.shape)
+    return float((a * rows).sum() / a.sum()), float((a * cols).sum() / a.sum())
+
+
+def stroke_width(a):
+    """2 * area / outline of the >0.5 part: the same measure on MNIST and on ours."""
+    b = a > 0.5
+    outline = np.count_nonzero(np.diff(b, axis=0)) + np.count_nonzero(np.diff(b, axis=1))
+    return 2 * b.sum() / max(outline, 1)
+
+
+def drawn(digit=7, style=None, seed=0, height=200, width=None):
+    return us.draw_digit(digit, np.random.default_rng(seed), style=style, height=height, width=width)
+
+
+def gray_file(ink, margin=40, paper=255, ink_level=0):
+    """Black-on-white L image of an ink array with a fixed margin."""
+    a = np.pad(ink, margin)
+    return Image.fromarray(np.uint8(paper + (ink_level - paper) * a + 0.5), "L")
+
+
+def user_file(ink, kind, seed=0):
+    data, _ = us.make(ink, kind, np.random.default_rng(seed))
+    return us.open_image(data)
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(mnist):
+    """40 MNIST test digits (28x28, ink 1) with their labels."""
+    return mnist.test.images[:40].reshape(-1, 28, 28), mnist.test.labels[:40]
+
+
+@pytest.fixture(scope="module")
+def seven():
+    return drawn(7, "plain", seed=1)
+
+
+@pytest.fixture(scope="module")
+def seven_ref(seven):
+    return prepare(gray_file(seven))
+
+
+# --------------------------------------------------------------------------
+# API shape and module hygiene
+# --------------------------------------------------------------------------
+
+def test_importing_the_module_does_nothing_and_keeps_the_bomb_guard(tmp_path):
+    # In a fresh interpreter: no output, no files, Pillow's limit untouched.
+    code = ("import PIL.Image as I; before = I.MAX_IMAGE_PIXELS; import imageprepare; "
+            "assert I.MAX_IMAGE_PIXELS == before is not None; assert not hasattr(I, 'ANTIALIAS')")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(imageprepare.__file__)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+    assert os.listdir(tmp_path) == []
+
+
+def test_prepare_returns_28x28_float32_in_unit_range(seven):
+    a = prepare(gray_file(seven))
+    assert a.shape == (28, 28) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    assert a.max() == pytest.approx(1.0, abs=0.02)  # stroke cores are full ink, like MNIST's 255
+
+
+def test_load_ink_accepts_a_path_and_a_pil_image_alike(seven, tmp_path):
+    path = tmp_path / "7_plain.png"
+    gray_file(seven).save(path)
+    from_path, from_str, from_image = load_ink(path), load_ink(str(path)), load_ink(Image.open(path))
+    assert from_path.dtype == np.float32 and from_path.shape == (seven.shape[0] + 80, seven.shape[1] + 80)
+    np.testing.assert_array_equal(from_path, from_str)
+    np.testing.assert_array_equal(from_path, from_image)
+    assert from_path.min() >= 0 and from_path.max() <= 1
+    assert from_path[:5].max() == 0  # paper is 0
+    assert corr(from_path[40:-40, 40:-40], seven) > 0.95
+
+
+def test_load_ink_shrinks_a_big_photo_early():
+    ink = np.zeros((3000, 4000), np.float32)
+    ink[1000:2000, 1500:1600] = 1
+    img = Image.fromarray(np.uint8(255 - 255 * ink), "L")
+    out = load_ink(img)
+    assert max(out.shape) <= 1000
+    assert out.max() == pytest.approx(1.0)
+
+
+def test_to_mnist_of_nothing_is_all_zeros():
+    np.testing.assert_array_equal(to_mnist(np.zeros((50, 30))), np.zeros((28, 28)))
+
+
+# --------------------------------------------------------------------------
+# Geometry: MNIST's 20x20 box and centre of mass
+# --------------------------------------------------------------------------
+
+def test_to_mnist_of_a_raw_mnist_digit_gives_back_nearly_the_same_array(mnist_digits):
+    arrays, _ = mnist_digits
+    out = np.array([to_mnist(a) for a in arrays])
+    assert np.mean([corr(o, a) for o, a in zip(out, arrays)]) > 0.93
+    assert np.abs(out - arrays).mean() < 0.04
+
+
+def test_mnist_digit_as_user_file_prepares_to_nearly_the_raw_array(mnist_digits):
+    # Upscaled, black on white, with margins: what a person's file of that digit is.
+    arrays, _ = mnist_digits
+    rng = np.random.default_rng(0)
+    out = []
+    for a in arrays:
+        data, _ = us.make(us.from_mnist(a, int(rng.integers(60, 300))), "plain", rng)
+        out.append(prepare(us.open_image(data)))
+    out = np.array(out)
+    assert np.mean([corr(o, a) for o, a in zip(out, arrays)]) > 0.92
+    assert np.abs(out - arrays).mean() < 0.045
+
+
+@pytest.mark.parametrize("kind", ["plain", "big_canvas", "tight", "photo"])
+def test_centre_of_mass_is_at_14_14_even_for_an_off_centre_lopsided_digit(kind):
+    # A 7 whose long bar puts its mass well off its bounding box's centre.
+    ink = drawn(7, "plain", seed=3)
+    ink[: ink.shape[0] // 6] = np.maximum(ink[: ink.shape[0] // 6], us.dilate(ink, 4)[4:4 + ink.shape[0] // 6, 4:-4])
+    a = prepare(user_file(ink, kind))
+    cy, cx = centre_of_mass(a)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_digit_fills_the_20_pixel_box_keeping_its_aspect_ratio():
+    tall = prepare(gray_file(drawn(1, "stick", seed=0)))
+    wide = prepare(gray_file(np.ascontiguousarray(drawn(1, "stick", seed=0).T)))
+    for a in (tall, wide):
+        rows = np.flatnonzero((a > 0.5).any(axis=1))
+        cols = np.flatnonzero((a > 0.5).any(axis=0))
+        longest = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+        shortest = min(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+        assert 19 <= longest <= 21
+        assert shortest <= 8  # a 1 stays narrow: aspect ratio kept, not stretched
+
+
+@pytest.mark.parametrize("kind", ["thin_pen", "thick_marker"])
+def test_pen_width_is_brought_into_mnists_range(kind, mnist_digits):
+    arrays, _ = mnist_digits
+    lo, hi = np.percentile([stroke_width(a) for a in arrays], [5, 95])
+    widths = [stroke_width(prepare(user_file(drawn(d, seed=d), kind, seed=d))) for d in range(10)]
+    assert lo - 0.2 <= np.median(widths) <= hi + 0.2
+
+
+def test_tight_crop_and_big_canvas_give_the_same_array(seven):
+    a = prepare(user_file(seven, "tight"))
+    b = prepare(user_file(seven, "big_canvas"))
+    assert corr(a, b) > 0.93
+
+
+# --------------------------------------------------------------------------
+# Backgrounds and polarity
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["transparent_rgba", "transparent_la", "transparent_p"])
+def test_transparent_background_is_composited_on_white_not_black(kind, seven, seven_ref):
+    img = user_file(seven, kind)
+    ink = load_ink(img)
+    assert ink[0, 0] == 0 and ink.mean() < 0.3  # paper, not a black sheet
+    assert corr(prepare(img), seven_ref) > 0.95
+
+
+def test_white_strokes_on_a_transparent_layer_are_still_the_digit(seven, seven_ref):
+    rgba = np.zeros(np.pad(seven, 40).shape + (4,), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = np.uint8(np.pad(seven, 40) * 255)
+    assert corr(prepare(Image.fromarray(rgba, "RGBA")), seven_ref) > 0.95
+
+
+def test_white_on_black_prepares_like_black_on_white(seven, seven_ref):
+    assert corr(prepare(gray_file(seven, paper=0, ink_level=255)), seven_ref) > 0.97
+
+
+def test_photo_of_paper_with_uneven_light_and_grey_pencil(seven, seven_ref):
+    for seed in range(3):
+        img = user_file(seven, "photo", seed=seed)
+        assert corr(prepare(img), seven_ref) > 0.85
+
+
+def test_faint_pencil_on_grey_paper_becomes_full_ink(seven, seven_ref):
+    faint = prepare(gray_file(seven, paper=150, ink_level=120))
+    assert faint.max() == pytest.approx(1.0, abs=0.02)
+    assert corr(faint, seven_ref) > 0.97
+
+
+def test_specks_do_not_decide_the_crop(seven, seven_ref):
+    page = np.pad(seven, 150)
+    rng = np.random.default_rng(5)
+    for y, x in rng.integers(0, 40, (6, 2)):
+        page[y:y + 3, x:x + 3] = 1  # dust near the corners
+        page[-1 - y - 3:-1 - y, -1 - x - 3:-1 - x] = 1
+    a = prepare(Image.fromarray(np.uint8(255 - 255 * page), "L"))
+    assert corr(a, seven_ref) > 0.97
+
+
+def test_paper_edge_does_not_decide_the_crop(seven, seven_ref):
+    page = np.pad(seven, 200)
+    g = np.uint8(235 - 215 * page)
+    g[:, :60] = 40  # the dark table past the sheet's left edge
+    g[:45, :] = 50  # and past its top edge
+    assert corr(prepare(Image.fromarray(g, "L")), seven_ref) > 0.95
+
+
+@pytest.mark.parametrize("name,img", [
+    ("white", Image.new("L", (200, 150), 255)),
+    ("black", Image.new("L", (200, 150), 0)),
+    ("grey", Image.new("RGB", (64, 64), (120, 130, 140))),
+    ("transparent", Image.new("RGBA", (100, 100), (0, 0, 0, 0))),
+    ("noisy_paper", Image.fromarray(np.uint8(np.clip(
+        np.random.default_rng(0).normal(215, 6, (300, 400)), 0, 255)), "L")),
+    ("uneven_light", Image.fromarray(np.uint8(np.linspace(120, 240, 500))[None, :].repeat(400, 0), "L")),
+])
+def test_blank_image_is_an_error_not_a_guess(name, img, tmp_path):
+    path = tmp_path / f"{name}.png"
+    img.save(path)
+    with pytest.raises(ImageError, match=f"no digit found in .*{name}.png"):
+        prepare(path)
+    with pytest.raises(ImageError, match="no digit found"):
+        split_digits(path)
+
+
+# --------------------------------------------------------------------------
+# Modes, formats, EXIF, 16-bit
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["exif_jpeg", "png16", "cmyk", "palette", "animated_gif", "bilevel",
+                                  "webp", "tiff_float", "tiff_int", "scan"])
+def test_each_file_kind_prepares_the_same_digit(kind, seven, seven_ref):
+    assert corr(prepare(user_file(seven, kind)), seven_ref) > 0.9
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA", "La", "RGBa", "PA",
+                                  "I;16", "I", "F", "CMYK", "YCbCr", "HSV"])
+def test_every_pillow_mode_prepares_the_same_digit(mode, seven, seven_ref):
+    base = gray_file(seven)
+    if mode == "I;16":
+        img = Image.fromarray(np.asarray(base, np.uint16) * 257)
+    elif mode in ("I", "F"):
+        img = base.convert(mode)
+    elif mode in ("La", "RGBa", "PA"):
+        img = base.convert("RGBA").convert(mode) if mode != "PA" else base.convert("P").convert("PA")
+    else:
+        img = base.convert(mode)
+    assert img.mode == mode
+    assert corr(prepare(img), seven_ref) > 0.95
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
+def test_every_common_format_prepares_the_same_digit(fmt, seven, seven_ref, tmp_path):
+    path = tmp_path / f"7.{fmt.lower()}"
+    gray_file(seven).convert("RGB").save(path, fmt)
+    assert corr(prepare(path), seven_ref) > 0.95
+
+
+def test_sixteen_bit_png_is_scaled_by_its_range_not_clipped_to_white(seven, seven_ref, tmp_path):
+    for lo, hi in [(3000, 60000), (300, 4000), (20000, 21000)]:
+        path = tmp_path / f"7_{lo}.png"
+        with open(path, "wb") as f:
+            f.write(us.kind_png16(seven, np.random.default_rng(0), lo=lo, hi=hi)[0])
+        img = Image.open(path)
+        assert img.mode.startswith("I")
+        assert corr(prepare(path), seven_ref) > 0.95
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 6, 7, 8])
+def test_exif_orientation_is_honoured(orientation, seven, seven_ref):
+    img = us.open_image(us.kind_exif_jpeg(seven, np.random.default_rng(0), orientation=orientation)[0])
+    assert img.getexif()[0x0112] == orientation
+    assert corr(prepare(img), seven_ref) > 0.93
+
+
+def test_first_frame_of_an_animation_is_the_picture(seven, seven_ref):
+    img = user_file(seven, "animated_gif")
+    assert img.n_frames == 3
+    img.seek(2)  # even when the caller left it on another frame
+    assert corr(prepare(img), seven_ref) > 0.95
+
+
+# --------------------------------------------------------------------------
+# Bad input: every one gets its one-line error naming the file
+# --------------------------------------------------------------------------
+
+def _png_header_only(width, height):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("name,content", [
+    ("random.png", bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8))),
+    ("empty.jpg", b""),
+    ("notes.png", b"this is not an image\n"),
+    ("truncated.png", None),
+])
+def test_unreadable_file_is_an_image_error_naming_the_file(name, content, tmp_path, seven):
+    path = tmp_path / name
+    if content is None:
+        buf = io.BytesIO()
+        gray_file(seven).save(buf, "PNG")
+        content = buf.getvalue()[: len(buf.getvalue()) // 2]
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=f"cannot read .*{name}: not an image Pillow can open"):
+        prepare(path)
+    with pytest.raises(ImageError, match=name):
+        split_digits(str(path))
+
+
+def test_missing_file_and_folder_are_image_errors(tmp_path):
+    with pytest.raises(ImageError, match="nothere.png"):
+        prepare(tmp_path / "nothere.png")
+    with pytest.raises(ImageError, match="cannot read"):
+        prepare(tmp_path)
+
+
+def test_image_errors_are_value_errors_with_one_line():
+    with pytest.raises(ValueError) as info:
+        prepare(Image.new("L", (50, 50), 255))
+    assert "\n" not in str(info.value)
+
+
+def test_decompression_bomb_is_refused_with_the_guard_left_on(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(30000, 30000))  # 900 megapixels claimed
+    assert Image.MAX_IMAGE_PIXELS is not None
+    with pytest.raises(ImageError, match="bomb.png.*too large"):
+        prepare(path)
+
+
+def test_image_just_over_the_pillow_limit_is_refused_too(tmp_path, monkeypatch, seven):
+    # Between 1x and 2x the limit Pillow only warns; that must not slip through.
+    path = tmp_path / "big.png"
+    gray_file(seven).save(path)
+    w, h = Image.open(path).size
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", int(w * h / 1.5))
+    with pytest.raises(ImageError, match="big.png.*too large"):
+        prepare(path)
+
+
+# --------------------------------------------------------------------------
+# Numbers: split_digits
+# --------------------------------------------------------------------------
+
+def number_image(inks, seed, margin=30, **compose):
+    rng = np.random.default_rng(seed)
+    ink, boxes = us.compose_number(inks, rng, **compose)
+    img = gray_file(ink, margin)
+    return img, [(l + margin, t + margin, r + margin, b + margin) for l, t, r, b in boxes]
+
+
+def iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_split_digits_finds_each_digit_of_a_number_in_order_with_its_box(seed, mnist_digits):
+    arrays, labels = mnist_digits
+    rng = np.random.default_rng(seed)
+    n = 2 + seed % 5
+    idx = rng.choice(len(arrays), n, replace=False)
+    img, boxes = number_image([us.from_mnist(arrays[i], 100) for i in idx], seed)
+    digits = split_digits(img)
+    assert len(digits) == n
+    assert all(isinstance(d, Digit) and d.array.shape == (28, 28) for d in digits)
+    for d, box, i in zip(digits, boxes, idx):
+        assert iou(d.box, box) > 0.6
+        assert corr(d.array, to_mnist(us.from_mnist(arrays[i], 100))) > 0.85
+
+
+def test_split_digits_boxes_are_in_original_pixels_of_a_shrunk_upright_image(seven):
+    page = np.zeros((2400, 3200), np.float32)
+    big = us._resize(seven, (seven.shape[1] * 2, seven.shape[0] * 2))
+    page[1000:1000 + big.shape[0], 2000:2000 + big.shape[1]] = big
+    img = Image.fromarray(np.uint8(255 - 255 * page), "L")
+    (d,) = split_digits(img)
+    truth = (2000, 1000, 2000 + big.shape[1], 1000 + big.shape[0])
+    assert all(abs(a - b) <= 8 for a, b in zip(d.box, truth))
+
+    # The same page photographed sideways: boxes are in the upright picture.
+    stored = img.transpose(Image.Transpose.ROTATE_270)  # tag 8: shown turned back by 90 degrees
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", exif=exif.tobytes())
+    (d,) = split_digits(Image.open(io.BytesIO(buf.getvalue())))
+    assert all(abs(a - b) <= 10 for a, b in zip(d.box, truth))
+
+
+def test_numbers_with_uneven_gaps_sizes_and_baselines(mnist_digits):
+    arrays, _ = mnist_digits
+    img, boxes = number_image([us.from_mnist(arrays[i], 100) for i in range(10, 15)], 3,
+                              gap=(0.15, 0.9), size_jitter=0.25, baseline_jitter=0.2)
+    digits = split_digits(img)
+    assert [iou(d.box, b) > 0.6 for d, b in zip(digits, boxes)] == [True] * 5
+
+
+def test_two_digits_touching_through_one_thin_stroke_are_split():
+    a, b = drawn(0, "oval", seed=2, width=10), drawn(3, "round", seed=2, width=10)
+    h = max(a.shape[0], b.shape[0])
+    a = np.pad(a, ((0, h - a.shape[0]), (0, 0)))
+    b = np.pad(b, ((0, h - b.shape[0]), (0, 0)))
+    ink = np.concatenate([a, np.zeros((h, 20), np.float32), b], axis=1)
+    ink[h // 2 - 3:h // 2 + 3, a.shape[1] - 5:a.shape[1] + 25] = 1  # a thin joining stroke
+    digits = split_digits(gray_file(ink))
+    assert len(digits) == 2
+    assert digits[0].box[2] <= digits[1].box[0] + 5
+
+
+@pytest.mark.parametrize("case", ["five_detached_bar", "four_open_top", "seven_crossbar",
+                                  "broken_strokes", "dotted_faint_pen", "lifted_pen_one"])
+def test_a_single_digit_with_broken_strokes_stays_one_digit(case):
+    rng = np.random.default_rng(4)
+    if case == "five_detached_bar":
+        ink = drawn(5, "detached_bar", seed=4)
+    elif case == "four_open_top":
+        ink = drawn(4, "open", seed=4)
+    elif case == "seven_crossbar":
+        ink = drawn(7, "crossbar", seed=4)
+    elif case == "broken_strokes":
+        ink = us.break_strokes(drawn(8, "snowman", seed=4), rng, gaps=3)
+    elif case == "dotted_faint_pen":
+        ink = us.dotted(drawn(2, "swan", seed=4, width=14), rng)
+    else:
+        ink = drawn(1, "stick", seed=4, width=12)
+        ink[ink.shape[0] // 2 - 6:ink.shape[0] // 2 + 6] = 0
+    for kind in ("plain", "photo", "thin_pen" if case != "dotted_faint_pen" else "scan"):
+        assert len(split_digits(user_file(ink, kind))) == 1, kind
+
+
+@pytest.mark.parametrize("kind", ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black",
+                                  "photo", "scan", "thin_pen", "thick_marker", "exif_jpeg"])
+def test_single_digits_come_out_of_split_digits_as_exactly_one_digit(kind, mnist_digits):
+    arrays, _ = mnist_digits
+    for i in range(0, 40, 4):
+        img = user_file(us.from_mnist(arrays[i], 150), kind, seed=i)
+        digits = split_digits(img)
+        assert len(digits) == 1
+        np.testing.assert_array_equal(digits[0].array, prepare(img))
+
+
+def test_single_true_gives_one_digit_for_a_whole_number(mnist_digits):
+    arrays, _ = mnist_digits
+    img, _ = number_image([us.from_mnist(arrays[i], 100) for i in range(3)], 0)
+    (d,) = split_digits(img, single=True)
+    np.testing.assert_array_equal(d.array, prepare(img))
+
+
+def test_sample_images_read_as_their_file_names_say_how_many_digits():
+    folder = os.path.join(os.path.dirname(__file__), os.pardir, "images")
+    names = sorted(n for n in os.listdir(folder) if n[0].isdigit())
+    assert len(names) >= 8
+    for name in names:
+        label = name.split("_")[0]
+        path = os.path.join(folder, name)
+        assert len(split_digits(path)) == len(label), name
+        assert os.path.getsize(path) < 100_000
+
+
+# --------------------------------------------------------------------------
+# Needs a trained model (slow): the predicted digits themselves
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model2():
+    """The trained DeepCNN, from $MODEL2_CHECKPOINT or ./model2.ckpt; skipped if absent."""
+    prefix = os.environ.get("MODEL2_CHECKPOINT", "model2.ckpt")
+    if not os.path.exists(prefix + ".index"):
+        pytest.skip(f"needs a trained checkpoint at {prefix} (python create_model_2.py)")
+    import common  # noqa: PLC0415 (TensorFlow only for these tests)
+    from create_model_2 import DeepCNN  # noqa: PLC0415
+
+    model = DeepCNN()
+    common.restore_checkpoint(model, prefix)
+    return lambda arrays: np.asarray(model(np.asarray(arrays, np.float32).reshape(-1, 784))).argmax(axis=1)
+
+
+@pytest.mark.slow
+def test_mnist_digits_as_user_files_predict_as_the_raw_arrays_do(model2, mnist):
+    arrays, labels = mnist.test.images[:300].reshape(-1, 28, 28), mnist.test.labels[:300]
+    raw = model2(arrays)
+    for kind in ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black", "photo", "scan"]:
+        rng = np.random.default_rng(1)
+        prepared = [prepare(us.open_image(us.make(us.from_mnist(a, int(rng.integers(60, 300))), kind, rng)[0]))
+                    for a in arrays]
+        pred = model2(prepared)
+        assert (pred == raw).mean() >= 0.98, kind
+        assert (pred == labels).mean() >= (raw == labels).mean() - 0.015, kind
+
+
+@pytest.mark.slow
+def test_digits_in_other_handwriting_styles_are_read(model2):
+    arrays, labels = [], []
+    for d in range(10):
+        for style in sorted(us.STYLES[d]):
+            for seed in range(8):
+                arrays.append(prepare(gray_file(drawn(d, style, seed=seed))))
+                labels.append(d)
+    assert (model2(arrays) == np.array(labels)).mean() >= 0.97
+
+
+@pytest.mark.slow
+def test_whole_numbers_are_read_exactly(model2, mnist):
+    arrays, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
+    raw = model2(arrays[:2000])
+    good = np.flatnonzero(raw == labels[:2000])  # digits the network itself reads right
+    rng = np.random.default_rng(7)
+    right = 0
+    for j in range(60):
+        idx = rng.choice(good, int(rng.integers(2, 7)), replace=False)
+        data, _, _ = us.make_number([us.from_mnist(arrays[i], 100) for i in idx],
+                                    ["plain", "photo", "transparent_rgba", "white_on_black"][j % 4], rng)
+        digits = split_digits(us.open_image(data))
+        right += "".join(map(str, model2([d.array for d in digits]))) == "".join(map(str, labels[idx]))
+    assert right / 60 >= 0.93
