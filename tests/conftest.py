@@ -1,5 +1,11 @@
 """Fixtures shared by the whole test suite."""
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import input_data
@@ -29,3 +35,24 @@ def mnist(mnist_dir):
     should call `input_data.read_data_sets(mnist_dir, seed=...)` itself.
     """
     return input_data.read_data_sets(mnist_dir, seed=0)
+
+
+def train(script, out_dir, data_dir, *flags):
+    """Run a create_model script as a user would (whole process); returns (checkpoint prefix, test accuracy)."""
+    root = Path(__file__).resolve().parent.parent
+    prefix = str(Path(out_dir) / "ckpt")
+    out = subprocess.run([sys.executable, str(root / script), "--data-dir", data_dir, *flags,
+                          "--checkpoint", prefix], capture_output=True, text=True, check=True, cwd=out_dir).stdout
+    return prefix, float(re.search(r"test accuracy ([\d.]+)", out).group(1))
+
+
+@pytest.fixture(scope="session")
+def tutorial_model2(mnist_dir, tmp_path_factory):
+    """Model 2 trained with the tutorial's full default schedule (minutes: slow tests only).
+
+    Set MODEL2_CHECKPOINT to reuse an existing checkpoint while working on the slow tests.
+    """
+    given = os.environ.get("MODEL2_CHECKPOINT")
+    if given:
+        return given, None
+    return train("create_model_2.py", tmp_path_factory.mktemp("tutorial_model2"), mnist_dir)
