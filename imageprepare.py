@@ -63,6 +63,14 @@ _WIDTH_MAX = 3.2
 _WIDTH_THIN_TARGET = 2.0
 _WIDTH_THICK_TARGET = 2.7
 
+# A piece is cut into two touching digits only when it is this many times as
+# wide as tall, and each side at least this share of its height.
+_SPLIT_WIDTH = 1.6
+_SPLIT_PART_HEIGHT = 0.6
+# Pieces a hair apart are taken apart again as two digits when together they
+# are this many times as wide as tall.
+_DISSOLVE_WIDTH = 0.9
+
 # EXIF orientation tag value -> the transpose that shows the image upright.
 _EXIF_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -119,14 +127,14 @@ def _decode(im):
         if mode == "PA":
             im = im.convert("RGBA")
         im = im.convert("La" if mode in ("LA", "La") else "RGBa")
-    elif mode == "P":
-        im = im.convert("RGB")
-    elif mode == "1":
+    elif mode in ("P", "1"):
         im = im.convert("L")
     elif mode.startswith("I;16"):
         im = im.convert("I")  # reduce() has no 16-bit mode; "I" holds it exactly
     elif mode not in ("L", "RGB", "I", "F"):
         im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
+    if im.mode == "RGB":
+        im = im.convert("L")  # Pillow's ITU-R 601 luminance, in C
 
     factor = math.ceil(max(im.size) / _MAX_SIDE)
     if factor > 1:
@@ -134,34 +142,29 @@ def _decode(im):
     if transpose is not None:
         im = im.transpose(transpose)
 
-    a = np.asarray(im)
     alpha = None
+    if im.mode in ("La", "RGBa"):
+        # Pillow's own luminance conversion (ITU-R 601, as convert('L')) of
+        # the premultiplied colour bands, and the opacity band.
+        bands = im.split()
+        alpha = np.asarray(bands[-1], np.float32) * np.float32(1 / 255)
+        im = bands[0] if im.mode == "La" else Image.merge("RGB", bands[:3]).convert("L")
+    a = np.asarray(im)
     if im.mode in ("I", "F"):
         # 16/32-bit and float images: scale by the values actually used, so a
         # 16-bit scan is neither clipped to white nor squashed to black.
-        a = a.astype(np.float32)
+        a = np.nan_to_num(a.astype(np.float32))
         lo, hi = float(a.min()), float(a.max())
         gray = (a - lo) / (hi - lo) if hi > lo else np.ones_like(a)
     else:
-        a = a.astype(np.float32) * np.float32(1 / 255)
-        if a.ndim == 2:
-            gray = a
-        else:
-            if im.mode in ("La", "RGBa"):
-                alpha = a[..., -1]
-                a = a[..., :-1]
-            if a.shape[-1] == 3:
-                gray = a @ np.array([0.299, 0.587, 0.114], np.float32)
-            else:
-                gray = a[..., 0]
-            if alpha is not None:
-                # Composite the (premultiplied) colour on white paper.
-                gray = gray + (1.0 - alpha)
+        gray = a.astype(np.float32) * np.float32(1 / 255)
+        if alpha is not None:
+            # Composite the (premultiplied) colour on white paper.
+            gray += 1.0 - alpha
     if transpose in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270,
                      Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE):
         width, height = height, width
     return np.clip(gray, 0.0, 1.0), alpha, (width, height)
-
 
 
 def _read(source):
@@ -242,6 +245,11 @@ def _background(x, dense):
     longest = max(h, w)
     if longest < 64:
         return np.float32(np.percentile(x, 25))
+    step = max(1, round(math.sqrt(x.size / 4096)))
+    sample = x[::step, ::step]
+    level = np.median(sample)
+    if np.count_nonzero(sample == level) > 0.5 * sample.size:
+        return np.float32(level)  # a drawing on a flat digital background
     gw = max(2, round(16 * w / longest))
     gh = max(2, round(16 * h / longest))
     c = 8
@@ -284,16 +292,22 @@ def _polarity(gray):
     mid = 0.5 * (lo + hi)
     light_fraction = float(np.mean(s > mid))
     # Ink is thin strokes, background the rest: whichever side covers most
-    # of the picture is the background. Only when that is unclear (a tight
-    # crop of a very bold digit) does the image's outer ring decide, which a
-    # dark table around a photographed sheet would otherwise fool.
-    if light_fraction >= 0.7:
-        light = True
-    elif light_fraction <= 0.3:
-        light = False
-    else:
+    # of the picture is the background. When that is not clear-cut (a tight
+    # crop of a bold digit covers half its picture or more), the picture's
+    # outer ring and corners decide, which are paper in a crop. A clear
+    # majority overrules them, as a dark table around a photographed sheet
+    # would otherwise fool them.
+    if 0.2 < light_fraction < 0.8:
+        sh, sw = s.shape
+        ch, cw = max(1, sh // 7), max(1, sw // 7)
         ring = np.concatenate([s[0], s[-1], s[:, 0], s[:, -1]])
-        light = bool(np.mean(ring > mid) >= 0.5)
+        corners = np.concatenate([s[:ch, :cw].ravel(), s[:ch, -cw:].ravel(),
+                                  s[-ch:, :cw].ravel(), s[-ch:, -cw:].ravel()])
+        vote = 0.5 * float(np.mean(ring > mid)) + 0.5 * float(np.mean(corners > mid))
+        if abs(vote - 0.5) > 0.1:
+            light = vote > 0.5
+            return light, (1.0 - light_fraction if light else light_fraction)
+    light = light_fraction >= 0.5
     return light, (1.0 - light_fraction if light else light_fraction)
 
 
@@ -324,13 +338,12 @@ def _ink_from_gray(gray, alpha=None):
         noise = 1.4826 * float(np.median(np.abs(sample - med)))
     else:
         # So much ink (a tight crop) that the median is a stroke's soft edge,
-        # not paper: take the paper's level from the lightest pixels and the
-        # noise from differences of neighbours, which edges barely affect.
+        # not paper: take the paper's level from the lightest pixels, and the
+        # noise from differences of neighbours along whichever axis the
+        # strokes mostly run, where edges barely show.
         med = float(np.percentile(sample, 3))
-        # Along whichever axis the strokes mostly run, neighbours differ by
-        # noise alone.
-        noise = 1.4826 / math.sqrt(2) * min(float(np.median(np.abs(np.diff(sub, axis=1)))),
-                                            float(np.median(np.abs(np.diff(sub, axis=0)))))
+        diffs = [np.abs(np.diff(sub, axis=k)) for k in (0, 1) if sub.shape[k] > 1]
+        noise = 1.4826 / math.sqrt(2) * min((float(np.median(d)) for d in diffs), default=0.0)
     floor = med + max(4.0 * noise, 0.03)
     strong = xc[xc > floor]
     if strong.size < 4:
@@ -338,6 +351,8 @@ def _ink_from_gray(gray, alpha=None):
     # The ink's own level (a grey pencil, a faded pen, a photo's dark-grey
     # ink) becomes 1: stroke cores are the upper part of what rose above the
     # noise, split from faint edges and shading by Otsu's threshold.
+    if strong.size > 20000:
+        strong = strong[:: strong.size // 20000]
     t = _otsu(strong)
     core = strong[strong >= t]
     level = float(np.median(core)) if core.size else float(strong.max())
@@ -502,17 +517,37 @@ class _Pieces:
         return labels, stats
 
 
-def _edges(pieces, stats):
-    """Pieces running right across the picture, entering and leaving at its borders.
+def _edges(pieces, labels, stats):
+    """Pieces that look like a paper or table edge: bands along the borders.
 
-    A paper or table edge does that; so does a digit in a tight crop, which
-    is why _writing_inside must confirm that the rest is much smaller.
+    Such a piece runs (nearly) right across the picture from a border and
+    stays near the borders: a band along one side, or along two or more (a
+    corner of the table, a frame). A digit in a tight
+    crop also runs from border to border, but it fills the crop's middle
+    too. _writing_inside must still confirm that the rest is much smaller.
     """
     gh, gw = pieces.shape
-    borders = ((stats[:, 0] == 0).astype(int) + (stats[:, 1] == 0)
-               + (stats[:, 2] == gw) + (stats[:, 3] == gh))
-    return (borders >= 2) & (((stats[:, 2] - stats[:, 0]) >= 0.9 * gw)
-                             | ((stats[:, 3] - stats[:, 1]) >= 0.9 * gh))
+    # "At a border" allows a sliver: the very edge of a photo is often
+    # lighter (lens, JPEG) than the table just inside it.
+    tol_x, tol_y = max(1, 0.02 * gw), max(1, 0.02 * gh)
+    left, right = stats[:, 0] <= tol_x, stats[:, 2] >= gw - tol_x
+    top, bottom = stats[:, 1] <= tol_y, stats[:, 3] >= gh - tol_y
+    x0, y0, x1, y1 = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+    vertical = ((top | bottom) & (left | right) & ((y1 - y0) >= 0.75 * gh)
+                & ((x1 - x0) <= 0.35 * gw))
+    horizontal = ((left | right) & (top | bottom) & ((x1 - x0) >= 0.75 * gw)
+                  & ((y1 - y0) <= 0.35 * gh))
+    borders = left.astype(int) + top + right + bottom
+    across = (borders >= 2) & (((x1 - x0) >= 0.9 * gw) | ((y1 - y0) >= 0.9 * gh))
+    frame = np.zeros(len(stats), bool)
+    if across.any():
+        rows, cols = np.ogrid[:gh, :gw]
+        band = ((rows < 0.2 * gh) | (rows >= 0.8 * gh) | (cols < 0.2 * gw) | (cols >= 0.8 * gw))
+        on = labels >= 0
+        total = np.bincount(labels[on], minlength=len(stats))
+        near = np.bincount(labels[on & band], minlength=len(stats))
+        frame = across & (near >= 0.95 * np.maximum(total, 1))
+    return vertical | horizontal | frame
 
 
 def _writing_inside(pieces, stats, rest, edge):
@@ -529,12 +564,19 @@ def _writing_inside(pieces, stats, rest, edge):
     big = rest[rest[:, 4] >= 0.1 * rest[:, 4].max()]
     rest_w = float((big[:, 2] - big[:, 0]).max())
     rest_h = float((big[:, 3] - big[:, 1]).max())
-    if max(rest_w, rest_h) < 0.03 * max(gw, gh):
+    if max(rest_w, rest_h) < 0.03 * max(gw, gh) or big[:, 4].max() < 0.02 * stats[edge, 4].max():
         return out  # only dust besides: the "edge" is the writing itself
     span_w = stats[:, 2] - stats[:, 0]
     span_h = stats[:, 3] - stats[:, 1]
-    return edge & (((span_w >= 0.9 * gw) & (rest_w < 0.75 * span_w))
-                   | ((span_h >= 0.9 * gh) & (rest_h < 0.75 * span_h)))
+    return edge & (((span_w >= 0.75 * gw) & (rest_w < 0.75 * span_w))
+                   | ((span_h >= 0.75 * gh) & (rest_h < 0.75 * span_h)))
+
+
+def _cells_of(labels, chosen):
+    """Boolean mask of the cells whose component is chosen (a bool per component)."""
+    lookup = np.zeros(len(chosen) + 1, bool)
+    lookup[1:] = chosen
+    return lookup[labels + 1]
 
 
 def _gap(a, b):
@@ -554,7 +596,7 @@ def _clean(pieces):
     keep = np.ones(n, bool)
     if n == 0:
         return labels, stats, keep
-    edge = _edges(pieces, stats)
+    edge = _edges(pieces, labels, stats)
     if edge.any() and not edge.all():
         keep &= ~(edge & _writing_inside(pieces, stats, ~edge, edge))
 
@@ -707,19 +749,20 @@ def _analyse(source):
     ink, scale = _load(source)
     pieces = _Pieces(ink)
     labels, stats, keep = _clean(pieces)
-    edge = _edges(pieces, stats) & keep
+    edge = _edges(pieces, labels, stats) & keep
     if edge.any():
         # A dark table or paper edge set the contrast stretch, and grey
         # pencil beside it may have fallen under the ink threshold: look
         # again without the edge, stretched by what remains. Kept only if
         # what remains is writing clearly smaller than the edge.
-        cells = _filter3(np.isin(labels, np.flatnonzero(edge)), np.maximum)
+        cells = _morph(_cells_of(labels, edge), 3, np.maximum)
         f = pieces.f
         gone = np.repeat(np.repeat(cells, f, axis=0), f, axis=1)[:ink.shape[0], :ink.shape[1]]
         rest = np.where(gone, np.float32(0), ink)
         vals = rest[rest > 0.1]
-        if vals.size:
-            rest = np.clip(rest * np.float32(1.0 / max(float(np.percentile(vals, 75)), 0.2)), 0, 1)
+        level = float(np.percentile(vals, 75)) if vals.size > 16 else 0.0
+        if level >= 0.25:  # real ink, not the faint fringe of what was removed
+            rest = np.clip(rest * np.float32(1.0 / level), 0, 1)
             p2 = _Pieces(rest)
             l2, s2, k2 = _clean(p2)
             both = np.concatenate([stats[edge], s2[k2]])
@@ -730,7 +773,7 @@ def _analyse(source):
         # The contrast stretch was set by all the dark things in the picture;
         # if a table edge or a blot outweighed the writing (grey pencil next
         # to a dark table), stretch again by the writing's own ink.
-        vals = ink[np.repeat(np.repeat(np.isin(labels, np.flatnonzero(keep)), pieces.f, axis=0),
+        vals = ink[np.repeat(np.repeat(_cells_of(labels, keep), pieces.f, axis=0),
                              pieces.f, axis=1)[:ink.shape[0], :ink.shape[1]]]
         vals = vals[vals > 0.1]
         level = float(np.percentile(vals, 75)) if vals.size else 1.0
@@ -798,17 +841,20 @@ def _box(cells):
 def _groups(pieces, labels, keep):
     """Group the kept ink cells into digits, left to right; boolean cell masks.
 
-    Bits a hair apart are joined first (a dotted or skipping pen). Then a short piece stacked over
-    or under another joins it (the bar of a 5, the top of an open 4, a 7's
-    bar, a pen lifted mid-digit), small leftovers join their nearest digit,
-    and the two arcs of an 0 whose top and bottom did not close are put back
-    together. Two tall pieces otherwise stay apart even when they overlap
-    sideways: that is a 1 tucked under a 7's bar, not one digit. Finally a
-    piece much wider than tall is cut where a single stroke joins two
-    touching digits.
+    Bits a hair apart are joined first (a dotted or skipping pen), unless
+    they are two digit-sized pieces side by side. Then a short piece stacked
+    over or under another joins it (the bar of a 5, the top of an open 4, a
+    7's bar, a pen lifted mid-digit), small leftovers join their nearest
+    digit, and the two arcs of a 0 whose top and bottom did not close are put
+    back together. Two tall pieces otherwise stay apart even when they
+    overlap sideways: that is a 1 tucked under a 7's bar, not one digit.
+    Finally a piece much wider than tall is cut where a single stroke joins
+    two touching digits.
     """
     ids = np.flatnonzero(keep)
-    kept = np.isin(labels, ids)
+    kept = _cells_of(labels, keep)
+    if ids.size == 1:
+        return _split_touching(pieces, kept)
     x0, y0, x1, y1 = _box(kept)
     closed = kept
     for _ in range(max(1, round(0.025 * (y1 - y0)))):
@@ -835,8 +881,8 @@ def _groups(pieces, labels, keep):
                 short = min(a[3] - a[1], b[3] - b[1]) < 0.6 * height
                 # Digits of a number sit side by side, never one above the
                 # other: pieces stacked vertically are one broken digit.
-                above = (min(a[3], b[3]) - max(a[1], b[1]) < 0.35 * min(a[3] - a[1], b[3] - b[1])
-                         and overlap > -0.15 * height and _gap(a, b) <= 0.25 * height)
+                above = (min(a[3], b[3]) - max(a[1], b[1]) < 0.45 * min(a[3] - a[1], b[3] - b[1])
+                         and overlap > -0.08 * height and _gap(a, b) <= 0.25 * height)
                 if ((short and overlap >= 0.5 * narrow) or above
                         or _arcs_of_zero(groups[i], groups[j], a, b)):
                     join = (i, j)
@@ -844,12 +890,10 @@ def _groups(pieces, labels, keep):
             if join:
                 break
         if join is None:
-            # A faint stray line or a dot next to the writing is not a digit:
-            # it joins its neighbour, whatever its shape.
+            # A dot or a wisp next to the writing is not a digit: it joins
+            # its neighbour, whatever its shape.
             masses = [float((pieces.mass * g).sum()) for g in groups]
-            light = [i for i in range(len(groups))
-                     if masses[i] < 0.1 * np.median(masses)
-                     or (masses[i] < 0.25 * max(masses) and _faint(pieces, groups[i]))]
+            light = [i for i in range(len(groups)) if masses[i] < 0.1 * np.median(masses)]
             for i in light:
                 j = min((k for k in range(len(groups)) if k != i), key=lambda k: _gap(boxes[i], boxes[k]))
                 if _gap(boxes[i], boxes[j]) <= 0.35 * height:
@@ -877,6 +921,7 @@ def _groups(pieces, labels, keep):
         i, j = join
         groups[i] = groups[i] | groups[j]
         groups.pop(j)
+        settled = 0
 
     result = []
     for g in groups:
@@ -887,17 +932,18 @@ def _groups(pieces, labels, keep):
 def _dissolve(labels, blob, height):
     """Split a joined-up blob back into its pieces when it is two digits a hair apart.
 
-    Only a blob wider than a digit whose big pieces sit side by side (not
-    stacked) is undone; a broken single digit is narrower than that.
+    Only a blob wider than a digit (or holding a 1) whose big pieces sit
+    side by side, not stacked, is undone; a broken single digit is narrower.
     """
     b = _box(blob)
-    if b[2] - b[0] <= 1.1 * height:
-        return [blob]
     parts = [labels == i for i in np.unique(labels[blob]) if i >= 0]
     major = [p for p in parts if _height(p) >= 0.5 * height]
     if len(major) < 2:
         return [blob]
     boxes = [_box(p) for p in major]
+    one = any(c[2] - c[0] <= 0.35 * (c[3] - c[1]) and c[3] - c[1] >= 0.7 * height for c in boxes)
+    if b[2] - b[0] <= _DISSOLVE_WIDTH * height and not one:
+        return [blob]
     for i in range(len(major)):
         for j in range(i + 1, len(major)):
             a, c = boxes[i], boxes[j]
@@ -926,13 +972,6 @@ def _stroke(pieces, cells):
     solid = np.pad(_member_crop(pieces, cells) > _Pieces.THRESHOLD, 1)
     outline = np.count_nonzero(np.diff(solid, axis=0)) + np.count_nonzero(np.diff(solid, axis=1))
     return 2.0 * float(solid.sum()) / max(float(outline), 1.0)
-
-
-def _faint(pieces, cells):
-    """True when a piece never reaches the writing's full ink (a ruled line, a smudge)."""
-    vals = _member_crop(pieces, cells)
-    vals = vals[vals > 0.1]
-    return vals.size == 0 or float(np.percentile(vals, 90)) < 0.6
 
 
 def _height(cells):
@@ -975,7 +1014,7 @@ def _split_touching(pieces, g, depth=0):
     # MNIST's own digits are up to ~1.3 times as wide as tall (a lying 0, a
     # long-based 2), one in 200 even wider; only a piece wider still can be
     # two digits.
-    if width <= 1.6 * height or depth > 6:
+    if width <= _SPLIT_WIDTH * height or depth > 6:
         return [g]
     f = pieces.f
     crop = _member_crop(pieces, g)
@@ -1002,7 +1041,7 @@ def _split_touching(pieces, g, depth=0):
         if not p.any():
             return [g]
         bx = _box(p)
-        if bx[3] - bx[1] < 0.6 * height or float((pieces.mass * p).sum()) < 0.2 * total:
+        if bx[3] - bx[1] < _SPLIT_PART_HEIGHT * height or float((pieces.mass * p).sum()) < 0.2 * total:
             return [g]  # a tail or an underline is not a digit of its own
     if _arcs_of_zero(left, right, _box(left), _box(right)):
         return [g]  # the two sides of one wide 0
@@ -1029,7 +1068,7 @@ def split_digits(source, single=False):
     """
     ink, scale, pieces, labels, stats, keep = _analyse(source)
     if single:
-        cells = [np.isin(labels, np.flatnonzero(keep))]
+        cells = [_cells_of(labels, keep)]
     else:
         cells = _groups(pieces, labels, keep)
     return [_digit(ink, scale, pieces, c) for c in cells]

@@ -496,16 +496,13 @@ def test_sample_images_read_as_their_file_names_say_how_many_digits():
 # --------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def model2():
-    """The trained DeepCNN, from $MODEL2_CHECKPOINT or ./model2.ckpt; skipped if absent."""
-    prefix = os.environ.get("MODEL2_CHECKPOINT", "model2.ckpt")
-    if not os.path.exists(prefix + ".index"):
-        pytest.skip(f"needs a trained checkpoint at {prefix} (python create_model_2.py)")
+def model2(tutorial_model2):
+    """The DeepCNN trained by the tutorial's default schedule (see conftest), as a digit reader."""
     import common  # noqa: PLC0415 (TensorFlow only for these tests)
     from create_model_2 import DeepCNN  # noqa: PLC0415
 
     model = DeepCNN()
-    common.restore_checkpoint(model, prefix)
+    common.restore_checkpoint(model, tutorial_model2[0])
     return lambda arrays: np.asarray(model(np.asarray(arrays, np.float32).reshape(-1, 784))).argmax(axis=1)
 
 
