@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import imageprepare
 from imageprepare import Digit, ImageError, load_ink, prepare, split_digits, to_mnist
@@ -439,6 +439,23 @@ def test_two_digits_touching_through_one_thin_stroke_are_split():
     digits = split_digits(gray_file(ink))
     assert len(digits) == 2
     assert digits[0].box[2] <= digits[1].box[0] + 5
+
+
+@pytest.mark.parametrize("digit,style,seed", [(2, "swan", 5), (5, "bar", 0), (5, "bar", 1), (5, "bar", 5)])
+def test_a_wide_digit_with_a_long_flourish_is_not_cut_in_two(digit, style, seed):
+    # Over 1.6 times as wide as tall, and one column meets only the flourish:
+    # what lies beyond it is loose ends, not a digit of its own.
+    ink = drawn(digit, style, seed=seed, width=8)
+    h, w = ink.shape
+    img = Image.fromarray(np.uint8(np.pad(ink, ((0, 0), (0, int(1.1 * h)))) * 255))
+    draw = ImageDraw.Draw(img)
+    if digit == 2:  # the base runs on and rises
+        draw.line([(w - 10, h - 5), (w + 0.6 * h, 0.95 * h - 5), (w + h, 0.55 * h - 5)], fill=255, width=8)
+    else:  # the top bar reaches far out
+        draw.line([(w - 10, 4), (w + h, 0.05 * h)], fill=255, width=8)
+    ink = np.asarray(img, np.float32) / 255
+    for kind in ("plain", "thin_pen", "thick_marker"):
+        assert len(split_digits(user_file(ink, kind, seed=seed))) == 1, kind
 
 
 @pytest.mark.parametrize("case", ["five_detached_bar", "four_open_top", "seven_crossbar",
