@@ -57,13 +57,10 @@ _K = 4
 # this measure runs from 1.5 (3rd percentile) over 2.3 (median) to 3.9 (97th);
 # a 1-px pen line measures ~0.3 and a fat marker 4-6. Thin strokes are
 # thickened and fat ones thinned into the range the network was trained on,
-# while digits already inside it are left alone. A thickened 1-px line
-# comes out thinner on the final 28x28 than this measure promises: aiming
-# at 2.0 gave thin-pen digits a median 1.6 px there (2 * area / outline of
-# the > 0.5 part) against 2.0 for MNIST's own digits; aiming at 2.6 gives 2.0.
+# while digits already inside it are left alone.
 _WIDTH_MIN = 1.6
 _WIDTH_MAX = 3.2
-_WIDTH_THIN_TARGET = 2.6
+_WIDTH_THIN_TARGET = 2.0
 _WIDTH_THICK_TARGET = 2.7
 
 # A piece is cut into two touching digits only when it is this many times as
