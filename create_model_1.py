@@ -65,9 +65,13 @@ def main(argv=None):
     if args.smoke:
         args.steps, args.log_every = min(args.steps, 20), min(args.log_every, 10)
 
-    data = common.load_data(args)
-    model = SoftmaxRegression(seed=args.seed)
-    train_step = make_train_step(model)
+    def build():
+        model = SoftmaxRegression(seed=args.seed)
+        train_step = make_train_step(model)
+        train_step.get_concrete_function()  # traced now, while MNIST loads
+        return model, train_step
+
+    data, (model, train_step) = common.load_data_while(args, build)
     rate = np.float32(args.learning_rate)
 
     start = time.perf_counter()
