@@ -76,6 +76,15 @@ def _finish_or_discard_pending(prefix):
             os.remove(path)
 
 
+def check_writable(prefix):
+    """Fail at once, not after training, when the checkpoint cannot be written at `prefix`."""
+    directory = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"cannot write checkpoint {prefix}: folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise CheckpointError(f"cannot write checkpoint {prefix}: folder {directory} is not writable")
+
+
 def save_checkpoint(model, prefix):
     """Write `model`'s variables at checkpoint `prefix`, atomically.
 
@@ -90,10 +99,8 @@ def save_checkpoint(model, prefix):
     Returns:
         The absolute prefix written.
     """
+    check_writable(prefix)
     prefix = os.path.abspath(prefix)
-    directory = os.path.dirname(prefix)
-    if not os.path.isdir(directory):
-        raise CheckpointError(f"cannot write checkpoint {prefix}: folder {directory} does not exist")
     _finish_or_discard_pending(prefix)
     tmp = f"{prefix}.tmp-{os.getpid()}"
     ckpt = tf.train.Checkpoint(model=model, model_id=tf.Variable(model.MODEL_ID, trainable=False))
@@ -301,10 +308,20 @@ def load_data_while(args, build, one_hot=False):
     start-up (measured; see tests/benchmark.py). A data error is raised here,
     after `build()` has finished.
     """
+    check_writable(args.checkpoint)  # before minutes of training, not after
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         loading = pool.submit(load_data, args, one_hot)
         built = build()
         return loading.result(), built
+
+
+def finish(model, predict_fn, data, args, elapsed):
+    """End of a training run: test accuracy (the tutorials' last line), then the checkpoint."""
+    accuracy = evaluate(predict_fn, data.test.images, data.test.labels)
+    print(f"test accuracy {accuracy:g}")
+    prefix = save_checkpoint(model, args.checkpoint)
+    print(f"trained {args.steps} steps of {args.batch_size} in {format_seconds(elapsed)}; "
+          f"checkpoint written: {prefix} (.index, .data-00000-of-00001)")
 
 
 def format_seconds(seconds):

@@ -85,11 +85,7 @@ def main(argv=None):
             print(f"step {step + 1}, loss {loss:.4f}", flush=True)
     elapsed = time.perf_counter() - start
 
-    accuracy = common.evaluate(model, data.test.images, data.test.labels)
-    print(f"test accuracy {accuracy:g}")
-    prefix = common.save_checkpoint(model, args.checkpoint)
-    print(f"trained {args.steps} steps of {args.batch_size} in {common.format_seconds(elapsed)}; "
-          f"checkpoint written: {prefix} (.index, .data-00000-of-00001)")
+    common.finish(model, model, data, args, elapsed)
 
 
 if __name__ == "__main__":

@@ -188,11 +188,7 @@ def main(argv=None):
         train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
     elapsed = time.perf_counter() - start
 
-    accuracy = common.evaluate(predict, data.test.images, data.test.labels)
-    print(f"test accuracy {accuracy:g}")
-    prefix = common.save_checkpoint(model, args.checkpoint)
-    print(f"trained {args.steps} steps of {args.batch_size} in {common.format_seconds(elapsed)}; "
-          f"checkpoint written: {prefix} (.index, .data-00000-of-00001)")
+    common.finish(model, predict, data, args, elapsed)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,9 @@ def test_default_model2_run_reaches_the_tutorials_accuracy(tutorial_model2):
 @pytest.mark.slow
 def test_fast_model2_run_reaches_the_tutorials_accuracy(tmp_path, mnist_dir):
     assert train("create_model_2.py", tmp_path, mnist_dir, "--fast")[1] >= 0.992
+
+
+def test_unwritable_checkpoint_folder_is_refused_before_training(mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(create_model_2, "DeepCNN", None)  # would fail loudly if training began
+    with pytest.raises(common.CheckpointError, match="folder .*missing does not exist"):
+        create_model_2.main(["--data-dir", mnist_dir, "--checkpoint", str(tmp_path / "missing" / "m.ckpt")])
