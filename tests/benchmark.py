@@ -24,6 +24,9 @@ by nature: run it on an idle machine.
     predict_peak_rss_mb         peak RSS of a predict process            ≤ 1000
     fast_schedule_accuracy      create_model_2.py --fast test accuracy   ≥ 0.992
     fast_schedule_seconds       ... wall time, start to checkpoint       ≤ 90 s
+                                (fast_schedule_matmul_gflops: the machine's
+                                matmul rate just around that run, to tell a
+                                slow run from a busy machine)
 
 Also reported: images/s and the fraction of this machine's measured float32
 matmul peak that training reaches, and MNIST's first (from the packaged
@@ -245,13 +248,13 @@ def main(argv=None):
                     "--data-dir", data_dir, "--checkpoint", checkpoint]
         bare_cmd = [PY, Path(__file__).resolve(), "--child", "bare", "--steps", args.steps,
                     "--batch-size", args.batch_size]
+        matmul_cmd = [PY, Path(__file__).resolve(), "--child", "matmul"]
         reals, bares, peaks, rss = [], [], [], []
         for r in range(args.rounds):
             pair = [("real", real_cmd), ("bare", bare_cmd)]
             for kind, cmd in (pair if r % 2 == 0 else pair[::-1]):
                 (reals if kind == "real" else bares).append(run(cmd, tmp, env))
-            peaks.append(run([PY, Path(__file__).resolve(), "--child", "matmul"], tmp, env)
-                         .value(r"matmul_gflops: ([\d.]+)"))
+            peaks.append(run(matmul_cmd, tmp, env).value(r"matmul_gflops: ([\d.]+)"))
         real, bare = min(reals, key=lambda x: x.seconds), min(bares, key=lambda x: x.seconds)
         rss += [x.rss_mb for x in reals]
         # The real loop's own speed: the median of the per-100-step speeds it prints.
@@ -311,15 +314,22 @@ def main(argv=None):
               f"{sum(a == b for a, b in answers)} right", flush=True)
 
         # The fast schedule, for real: whole process, timed until it reports the checkpoint.
+        # Its 90 s is absolute, so the matmul rate is taken just before and after: a rate well
+        # below the idle machine's (README) says the neighbours, not the code, set the time.
+        around = []
         if not args.skip_fast:
             for seed in args.fast_seeds:
+                before = run(matmul_cmd, tmp, env).value(r"matmul_gflops: ([\d.]+)")
                 fast = run([PY, ROOT / "create_model_2.py", "--fast", "--seed", seed, "--data-dir", data_dir,
                             "--checkpoint", tmp / f"fast{seed}.ckpt"], tmp, env)
+                after = run(matmul_cmd, tmp, env).value(r"matmul_gflops: ([\d.]+)")
+                around.append(min(before, after))
                 rss.append(fast.rss_mb)
                 written = next(t for t, line in fast.line_times if "checkpoint written" in line)
                 suffix = "" if len(args.fast_seeds) == 1 else f"_seed{seed}"
                 report("fast_schedule_accuracy" + suffix, fast.value(r"test accuracy ([\d.]+)"), "{:.4f}")
                 report("fast_schedule_seconds" + suffix, written, "{:.1f}")
+            report("fast_schedule_matmul_gflops", min(around), "{:.0f}")
             if len(args.fast_seeds) > 1:  # the targets hold for the worst seed
                 figures["fast_schedule_accuracy"] = min(
                     v for k, v in figures.items() if k.startswith("fast_schedule_accuracy_"))
@@ -333,7 +343,10 @@ def main(argv=None):
             continue
         ok = figures[name] <= bound if op == "<=" else figures[name] >= bound
         missed += not ok
-        print(f"# target {name} {figures[name]:.4g} {op} {bound}: {'met' if ok else 'MISSED'}")
+        note = ""
+        if name == "fast_schedule_seconds":
+            note = f" (matmul around it: {figures['fast_schedule_matmul_gflops']:.0f} GFLOP/s)"
+        print(f"# target {name} {figures[name]:.4g} {op} {bound}: {'met' if ok else 'MISSED'}{note}")
     return 1 if args.check and missed else 0
 
 
