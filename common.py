@@ -49,6 +49,31 @@ def _sigint_deferred():
             raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def ctrl_c_between_steps():
+    """Note Ctrl-C during training and raise it between steps, never inside a TensorFlow call.
+
+    A KeyboardInterrupt raised while TF executes an op can come out as another
+    exception (a traceback, exit 1); raised by the loop itself it is the clean
+    one-line stop of `run`. Yields a function that raises if Ctrl-C was pressed.
+    """
+    if sys.platform == "win32" or not _in_main_thread():
+        yield lambda: None
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.append(True))
+
+    def check():
+        if pressed:
+            raise KeyboardInterrupt
+
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    check()
+
+
 def _in_main_thread():
     import threading
 

@@ -75,14 +75,16 @@ def main(argv=None):
     rate = np.float32(args.learning_rate)
 
     start = time.perf_counter()
-    for step in range(args.steps):
-        images, labels = data.train.next_batch(args.batch_size)
-        loss = train_step(images, labels.astype(np.int64), rate)
-        if (step + 1) % args.log_every == 0:
-            loss = float(loss) / args.batch_size
-            if not np.isfinite(loss):
-                raise common.UserError(f"training diverged at step {step + 1} — lower --learning-rate")
-            print(f"step {step + 1}, loss {loss:.4f}", flush=True)
+    with common.ctrl_c_between_steps() as check_ctrl_c:
+        for step in range(args.steps):
+            check_ctrl_c()
+            images, labels = data.train.next_batch(args.batch_size)
+            loss = train_step(images, labels.astype(np.int64), rate)
+            if (step + 1) % args.log_every == 0:
+                loss = float(loss) / args.batch_size
+                if not np.isfinite(loss):
+                    raise common.UserError(f"training diverged at step {step + 1} — lower --learning-rate")
+                print(f"step {step + 1}, loss {loss:.4f}", flush=True)
     elapsed = time.perf_counter() - start
 
     common.finish(model, model, data, args, elapsed)

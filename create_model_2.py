@@ -171,21 +171,23 @@ def main(argv=None):
         return learning_rate_at(step, args.steps, args.learning_rate, FAST["warmup"])
 
     start = last = time.perf_counter()
-    for step in range(args.steps):
-        images, labels = data.train.next_batch(args.batch_size)
-        if step % args.log_every == 0:
-            # As in the tutorial: accuracy on the batch about to be trained on, without dropout.
-            accuracy = np.mean(np.argmax(predict(images).numpy(), 1) == labels)
-            now = time.perf_counter()
-            if step:
-                speed = args.log_every * args.batch_size / (now - last)
-                left = (args.steps - step) * args.batch_size / speed
-                print(f"step {step}, training accuracy {accuracy:g}  "
-                      f"({speed:,.0f} images/s, {common.format_seconds(left)} left)", flush=True)
-            else:
-                print(f"step {step}, training accuracy {accuracy:g}", flush=True)
-            last = time.perf_counter()
-        train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
+    with common.ctrl_c_between_steps() as check_ctrl_c:
+        for step in range(args.steps):
+            check_ctrl_c()
+            images, labels = data.train.next_batch(args.batch_size)
+            if step % args.log_every == 0:
+                # As in the tutorial: accuracy on the batch about to be trained on, without dropout.
+                accuracy = np.mean(np.argmax(predict(images).numpy(), 1) == labels)
+                now = time.perf_counter()
+                if step:
+                    speed = args.log_every * args.batch_size / (now - last)
+                    left = (args.steps - step) * args.batch_size / speed
+                    print(f"step {step}, training accuracy {accuracy:g}  "
+                          f"({speed:,.0f} images/s, {common.format_seconds(left)} left)", flush=True)
+                else:
+                    print(f"step {step}, training accuracy {accuracy:g}", flush=True)
+                last = time.perf_counter()
+            train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
     elapsed = time.perf_counter() - start
 
     common.finish(model, predict, data, args, elapsed)
