@@ -20,7 +20,7 @@ from common import tf
 # generalise. Test accuracy over seeds 0–3: this schedule 0.9929–0.9946; without the shifts,
 # 2,000 steps of 128 gave 0.9909–0.9934, and the earlier 3,000 steps of 100 gave 0.9919 for
 # seed 2. tests/benchmark.py times it (≈ 70 s on 2 idle cores).
-FAST = dict(steps=1500, batch_size=200, learning_rate=4e-3, warmup=0.15, shift=2)
+FAST = dict(steps=1500, batch_size=200, learning_rate=4e-3, warmup=0.15, shift=2, pens=0.5)
 
 
 @tf.custom_gradient
@@ -110,10 +110,69 @@ def shift_images(images, pixels, seed):
     return tf.reshape(moved, [-1, 784])
 
 
-def make_train_step(model, optimizer, seed, shift=0):
+def _grow(x, radius):
+    """Dilate N×H×W×1 ink by `radius` pixels, alternating a 3×3 cross and square (≈ a round pen)."""
+    for i in range(radius):
+        if i % 2:
+            x = tf.nn.max_pool2d(x, 3, 1, "SAME")
+        else:
+            x = tf.maximum(tf.nn.max_pool2d(x, [1, 3], 1, "SAME"), tf.nn.max_pool2d(x, [3, 1], 1, "SAME"))
+    return x
+
+
+def _shrink(x, radius):
+    return -_grow(-x, radius)
+
+
+def _skeleton(x, depth=7):
+    """Morphological skeleton of the ink above 0.5: the centre lines, 1 px wide."""
+    ink = tf.cast(x > 0.5, tf.float32)
+    lines = tf.zeros_like(ink)
+    for _ in range(depth):
+        lines = tf.maximum(lines, ink - _grow(_shrink(ink, 1), 1))
+        ink = _shrink(ink, 1)
+    return lines
+
+
+# Pens other than MNIST's, as imageprepare.py delivers their digits, all drawn at 56×56
+# (twice MNIST's resolution, so one step of a pen is half an MNIST pixel): a fat marker
+# that imageprepare thinned back, which leaves loops and gaps closed (grow then shrink);
+# fatter and thinner pens; and even-width pens (a 1-px pen line regrown, or the solid core
+# of the stroke regrown), which lack the pressure-varying width of MNIST's strokes.
+_PENS = (
+    lambda x: _shrink(_grow(x, 2), 2),
+    lambda x: _shrink(_grow(x, 3), 3),
+    lambda x: _shrink(_grow(x, 4), 4),
+    lambda x: _grow(x, 1),
+    lambda x: _grow(x, 2),
+    lambda x: _shrink(x, 1),
+    lambda x: _grow(tf.cast(x > 0.75, tf.float32), 1),
+    lambda x: _grow(tf.cast(x > 0.75, tf.float32), 2),
+    lambda x: _grow(_skeleton(x), 1),
+    lambda x: _grow(_skeleton(x), 2),
+)
+
+
+def redraw_with_other_pens(images, share, seed):
+    """The first `share` of the N×784 images redrawn with one of _PENS, chosen per call.
+
+    Batches come in random order, so the first images are a random sample; redrawing
+    only them, with one pen per call, keeps the cost to a few pooling ops on part of the
+    batch, and over a run every pen is used many times. `seed` is a stateless int32 pair.
+    """
+    count = tf.cast(tf.math.round(share * tf.cast(tf.shape(images)[0], tf.float32)), tf.int32)
+    pen = tf.random.stateless_uniform([], seed=seed, maxval=len(_PENS), dtype=tf.int32)
+    x = tf.image.resize(tf.reshape(images[:count], [-1, 28, 28, 1]), [56, 56], "bilinear")  # n×56×56×1
+    drawn = tf.switch_case(pen, [lambda f=f: f(x) for f in _PENS])
+    drawn = tf.nn.avg_pool2d(tf.clip_by_value(drawn, 0.0, 1.0), 2, 2, "VALID")  # n×28×28×1
+    return tf.concat([tf.reshape(drawn, [-1, 784]), images[count:]], axis=0)
+
+
+def make_train_step(model, optimizer, seed, shift=0, pens=0.0):
     """The tutorial's training step (cross-entropy, dropout, Adam) as one graph call.
 
     shift: if > 0, move each image by up to this many pixels first (the --fast schedule).
+    pens: share of each batch redrawn with another pen first (the --fast schedule).
     """
     variables = model.trainable_variables
 
@@ -122,8 +181,10 @@ def make_train_step(model, optimizer, seed, shift=0):
         tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int64)])
     def train_step(images, labels, learning_rate, step):
         step_seed = tf.cast(tf.stack([seed, step]), tf.int32)
+        # Streams of their own: the dropout mask draws from step_seed itself.
+        if pens:
+            images = redraw_with_other_pens(images, pens, tf.random.experimental.stateless_fold_in(step_seed, 2))
         if shift:
-            # A stream of its own: the dropout mask draws from step_seed itself.
             images = shift_images(images, shift, tf.random.experimental.stateless_fold_in(step_seed, 1))
         with tf.GradientTape() as tape:
             logits = model(images, dropout_seed=step_seed)
@@ -156,7 +217,8 @@ def main(argv=None):
     def build():
         model = DeepCNN(seed=args.seed)
         optimizer = common.Adam(model.trainable_variables)
-        train_step = make_train_step(model, optimizer, args.seed, shift=FAST["shift"] if args.fast else 0)
+        train_step = make_train_step(model, optimizer, args.seed, shift=FAST["shift"] if args.fast else 0,
+                                     pens=FAST["pens"] if args.fast else 0.0)
         predict = tf.function(model.__call__, input_signature=[tf.TensorSpec([None, 784], tf.float32)])
         # Traced now, while MNIST loads, rather than at the first step.
         train_step.get_concrete_function()

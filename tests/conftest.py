@@ -56,3 +56,12 @@ def tutorial_model2(mnist_dir, tmp_path_factory):
     if given:
         return given, None
     return train("create_model_2.py", tmp_path_factory.mktemp("tutorial_model2"), mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def fast_model2(mnist_dir, tmp_path_factory):
+    """Model 2 trained with --fast (≈ 75 s: slow tests only); FAST_MODEL2_CHECKPOINT reuses one."""
+    given = os.environ.get("FAST_MODEL2_CHECKPOINT")
+    if given:
+        return given, None
+    return train("create_model_2.py", tmp_path_factory.mktemp("fast_model2"), mnist_dir, "--fast")
