@@ -205,7 +205,7 @@ def main(argv=None):
     parser.add_argument("--fast", action="store_true",
                         help=f"modern schedule: {FAST['steps']} steps of {FAST['batch_size']}, Adam with a "
                              f"one-cycle learning rate peaking at {FAST['learning_rate']}, training images "
-                             f"moved by up to {FAST['shift']} pixels and {FAST['pens']:.0%} of each batch "
+                             f"moved by up to {FAST['shift']} pixels, a {FAST['pens']} share of each batch "
                              "redrawn with another pen; overrides the defaults of --steps, "
                              "--batch-size and --learning-rate")
     args = parser.parse_args(argv)

@@ -250,6 +250,14 @@ def test_bad_training_flags_are_rejected_with_usage(flags, capsys):
     assert "usage:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("script", [create_model_1, create_model_2])
+def test_help_lists_every_flag_and_exits_cleanly(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--steps" in capsys.readouterr().out
+
+
 def test_ctrl_c_stops_training_with_one_line_and_no_checkpoint(mnist_dir, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "create_model_2.py"), "--steps", "100000", "--log-every", "1",
