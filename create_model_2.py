@@ -155,6 +155,11 @@ _PENS = (
 )
 
 
+def pen_canvas(images):
+    """N×784 images → N×56×56×1, the size the _PENS draw at."""
+    return tf.image.resize(tf.reshape(images, [-1, 28, 28, 1]), [56, 56], "bilinear")
+
+
 def redraw_with_other_pens(images, share, seed):
     """The first `share` of the N×784 images redrawn with one of _PENS, chosen per call.
 
@@ -164,7 +169,7 @@ def redraw_with_other_pens(images, share, seed):
     """
     count = tf.cast(tf.math.round(share * tf.cast(tf.shape(images)[0], tf.float32)), tf.int32)
     pen = tf.random.stateless_uniform([], seed=seed, maxval=len(_PENS), dtype=tf.int32)
-    x = tf.image.resize(tf.reshape(images[:count], [-1, 28, 28, 1]), [56, 56], "bilinear")  # n×56×56×1
+    x = pen_canvas(images[:count])
     drawn = tf.switch_case(pen, [lambda f=f: f(x) for f in _PENS])
     drawn = tf.nn.avg_pool2d(tf.clip_by_value(drawn, 0.0, 1.0), 2, 2, "VALID")  # n×28×28×1
     return tf.concat([tf.reshape(drawn, [-1, 784]), images[count:]], axis=0)

@@ -46,22 +46,24 @@ def train(script, out_dir, data_dir, *flags):
     return prefix, float(re.search(r"test accuracy ([\d.]+)", out).group(1))
 
 
+def _model2(env, mnist_dir, folder, *flags):
+    """A model-2 checkpoint: the one named by environment variable `env`, else trained now."""
+    given = os.environ.get(env)
+    if given:
+        return given, None
+    return train("create_model_2.py", folder, mnist_dir, *flags)
+
+
 @pytest.fixture(scope="session")
 def tutorial_model2(mnist_dir, tmp_path_factory):
     """Model 2 trained with the tutorial's full default schedule (minutes: slow tests only).
 
     Set MODEL2_CHECKPOINT to reuse an existing checkpoint while working on the slow tests.
     """
-    given = os.environ.get("MODEL2_CHECKPOINT")
-    if given:
-        return given, None
-    return train("create_model_2.py", tmp_path_factory.mktemp("tutorial_model2"), mnist_dir)
+    return _model2("MODEL2_CHECKPOINT", mnist_dir, tmp_path_factory.mktemp("tutorial_model2"))
 
 
 @pytest.fixture(scope="session")
 def fast_model2(mnist_dir, tmp_path_factory):
     """Model 2 trained with --fast (≈ 75 s: slow tests only); FAST_MODEL2_CHECKPOINT reuses one."""
-    given = os.environ.get("FAST_MODEL2_CHECKPOINT")
-    if given:
-        return given, None
-    return train("create_model_2.py", tmp_path_factory.mktemp("fast_model2"), mnist_dir, "--fast")
+    return _model2("FAST_MODEL2_CHECKPOINT", mnist_dir, tmp_path_factory.mktemp("fast_model2"), "--fast")

@@ -105,8 +105,7 @@ def test_fast_schedule_warms_up_then_anneals_to_zero():
 
 def mnist_digits_56(mnist, n=20):
     """The first n test digits at the pens' 56×56 working size, as the redraw sees them."""
-    x = tf.reshape(mnist.test.images[:n], [-1, 28, 28, 1])
-    return tf.image.resize(x, [56, 56], "bilinear")
+    return create_model_2.pen_canvas(mnist.test.images[:n])
 
 
 @pytest.mark.parametrize("pen", range(len(create_model_2._PENS)))
