@@ -2,6 +2,7 @@
 
 Both scripts differ only in the model they restore, which they import from
 their create script; everything else (reading images, batching, output) is here.
+`read_images` and `record` are also what the web server answers with.
 """
 
 import argparse
@@ -50,13 +51,78 @@ def expand(paths):
             yield path
 
 
-def classify(model, arrays):
-    """Softmax probabilities N×10 for N prepared 28×28 inputs, in batches of BATCH."""
-    out = []
-    for start in range(0, len(arrays), BATCH):
-        batch = np.stack(arrays[start:start + BATCH]).reshape(-1, 784).astype(np.float32)
-        out.append(tf.nn.softmax(model(tf.constant(batch))).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+class Classifier:
+    """A restored model as the readers use it: prepared 28×28 inputs → (probabilities, digitness).
+
+    Args:
+        model: the restored tf.Module (N×784 → N×10 logits).
+    """
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, arrays):
+        """Classify K prepared inputs in batches of BATCH.
+
+        Args:
+            arrays: (K, 28, 28) float32, ink = 1.
+
+        Returns:
+            (probs, digitness): (K, 10) float32 softmax and (K,) float32 in [0, 1],
+            how much each input looks like a digit (below 0.5: not a digit).
+        """
+        arrays = np.asarray(arrays, np.float32).reshape(-1, 784)
+        probs = [tf.nn.softmax(self.model(tf.constant(arrays[s:s + BATCH]))).numpy()
+                 for s in range(0, len(arrays), BATCH)]
+        probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
+        return probs, np.ones(len(probs), np.float32)
+
+
+class _Digit:
+    """One digit of a reading: its input, box, ten probabilities and digitness."""
+
+    def __init__(self, array, box, probs, digitness):
+        self.array, self.box, self.probs, self.digitness = array, box, probs, float(digitness)
+
+
+class _Reading:
+    def __init__(self, digits):
+        self.digits = digits
+        self.number = "".join(str(int(d.probs.argmax())) for d in digits)
+        self.probability = min(float(d.probs.max()) for d in digits)
+        self.alternatives = []
+
+
+def read_images(sources, classify, *, single=False):
+    """Read the digit or number in each source, classifying every candidate of every image together.
+
+    Args:
+        sources: paths or PIL images.
+        classify: a Classifier (or any function of the same shape).
+        single: read each image as one digit.
+
+    Returns:
+        One entry per source, in order: a reading (`.number`, `.probability`,
+        `.alternatives`, `.digits` with `.array`, `.box`, `.probs`, `.digitness`)
+        or the imageprepare.ImageError that explains why it could not be read.
+    """
+    found = []
+    for source in sources:
+        try:
+            found.append(imageprepare.split_digits(source, single=single))
+        except imageprepare.ImageError as e:
+            found.append(e)
+    arrays = [d.array for item in found if not isinstance(item, Exception) for d in item]
+    probs, digitness = classify(np.asarray(arrays, np.float32).reshape(-1, 28, 28))
+    out, offset = [], 0
+    for item in found:
+        if isinstance(item, Exception):
+            out.append(item)
+            continue
+        digits = [_Digit(d.array, d.box, probs[offset + i], digitness[offset + i]) for i, d in enumerate(item)]
+        offset += len(item)
+        out.append(_Reading(digits))
+    return out
 
 
 def save_prepared(directory, stem, arrays):
@@ -72,21 +138,34 @@ def save_prepared(directory, stem, arrays):
         raise common.UserError(f"cannot write to --save-prepared folder {directory}: {e.strerror or e}") from None
 
 
-def result_record(path, digits, probs):
-    """The JSON record of one image: its number, each digit with probability and box."""
-    best = probs.argmax(axis=1)
-    record = {"image": path}
-    if len(digits) == 1:
-        top = np.argsort(-probs[0])[:3]
-        record.update(digit=int(best[0]), probability=round(float(probs[0, best[0]]), 4),
-                      top=[[int(d), round(float(probs[0, d]), 4)] for d in top])
+def record(name, reading):
+    """The JSON record of one image (what --json prints and the web API returns).
+
+    Args:
+        name: the image's name as the user gave it.
+        reading: an entry of `read_images`.
+
+    Returns:
+        A dict: `number`, `probability` (confidence of the whole reading),
+        `digits` (each with `digit`, `probability`, `probabilities`, `box`) and,
+        for a single digit, `digit` and `top`; `{"image", "error"}` for an error.
+    """
+    if isinstance(reading, Exception):
+        return {"image": name, "error": str(reading)}
+    out = {"image": name}
+    if len(reading.digits) == 1:
+        probs = reading.digits[0].probs
+        best = int(probs.argmax())
+        out.update(digit=best, probability=round(float(probs[best]), 4),
+                   top=[[int(d), round(float(probs[d]), 4)] for d in np.argsort(-probs)[:3]])
     else:
-        record["probability"] = round(float(probs[np.arange(len(best)), best].min()), 4)
-    record["number"] = "".join(str(d) for d in best)
-    record["digits"] = [
-        {"digit": int(d), "probability": round(float(p[d]), 4), "box": [int(v) for v in digit.box]}
-        for d, p, digit in zip(best, probs, digits)]
-    return record
+        out["probability"] = round(float(reading.probability), 4)
+    out["number"] = reading.number
+    out["digits"] = [
+        {"digit": int(d.probs.argmax()), "probability": round(float(d.probs.max()), 4),
+         "probabilities": [round(float(p), 4) for p in d.probs], "box": [int(v) for v in d.box]}
+        for d in reading.digits]
+    return out
 
 
 def main(argv=None, *, prog, model_class, checkpoint, create_script):
@@ -114,33 +193,22 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
     model = model_class()
     common.restore_checkpoint(model, args.checkpoint, train_hint=f"python {create_script}")
 
-    # Prepare every image first, then classify all their digits in a few network calls.
-    prepared, failures = [], 0
-    for path in paths:
-        try:
-            prepared.append((path, imageprepare.split_digits(path, single=args.single)))
-        except (imageprepare.ImageError, OSError) as e:
-            prepared.append((path, str(e)))
-    arrays = [d.array for _, item in prepared if not isinstance(item, str) for d in item]
-    probs = classify(model, arrays)
-
-    offset = 0
-    for path, item in prepared:
-        if isinstance(item, str):
+    failures = 0
+    for path, reading in zip(paths, read_images(paths, Classifier(model), single=args.single)):
+        rec = record(path, reading)
+        if "error" in rec:
             failures += 1
             if args.json:
-                print(json.dumps({"image": path, "error": item}), flush=True)
+                print(json.dumps(rec), flush=True)
             else:
-                print(f"{prog}: error: {item}", file=sys.stderr, flush=True)
+                print(f"{prog}: error: {rec['error']}", file=sys.stderr, flush=True)
             continue
-        record = result_record(path, item, probs[offset:offset + len(item)])
-        offset += len(item)
         if args.save_prepared:
-            save_prepared(args.save_prepared, Path(path).stem, [d.array for d in item])
+            save_prepared(args.save_prepared, Path(path).stem, [d.array for d in reading.digits])
         if args.json:
-            print(json.dumps(record), flush=True)
+            print(json.dumps(rec), flush=True)
         elif single_answer:
-            print(record["number"])
+            print(rec["number"])
         else:
-            print(f"{path}: {record['number']} ({record['probability'] * 100:.1f}%)", flush=True)
+            print(f"{path}: {rec['number']} ({rec['probability'] * 100:.1f}%)", flush=True)
     return 1 if failures else 0
