@@ -26,6 +26,17 @@ class SoftmaxRegression(tf.Module):
         self.W = tf.Variable(tf.zeros([784, 10]), name="W")
         self.b = tf.Variable(tf.zeros([10]), name="b")
 
+    def features(self, x):
+        """What the "not a digit" score measures: with no hidden layer, the 784 pixels themselves.
+
+        Args:
+            x: N×784 float32 images.
+
+        Returns:
+            N×784 float32.
+        """
+        return tf.reshape(x, [-1, 784])
+
     def __call__(self, x, dropout_seed=None):
         """Logits (the softmax is left to the loss and to the reader).
 

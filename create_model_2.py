@@ -67,6 +67,22 @@ class DeepCNN(tf.Module):
         self.w_fc1, self.b_fc1 = weight([7 * 7 * 64, 1024], "w_fc1"), bias([1024], "b_fc1")
         self.w_fc2, self.b_fc2 = weight([1024, 10], "w_fc2"), bias([10], "b_fc2")
 
+    def features(self, x):
+        """The 1024-unit layer (before dropout): what the "not a digit" score measures.
+
+        Args:
+            x: N×784 float32 images, ink = 1, background = 0.
+
+        Returns:
+            N×1024 float32.
+        """
+        x = tf.reshape(x, [-1, 28, 28, 1])
+        h = tf.nn.relu(tf.nn.conv2d(x, self.w_conv1, 1, "SAME") + self.b_conv1)  # N×28×28×32
+        h = tf.nn.max_pool2d(h, 2, 2, "SAME")                                    # N×14×14×32
+        h = tf.nn.relu(tf.nn.conv2d(h, self.w_conv2, 1, "SAME") + self.b_conv2)  # N×14×14×64
+        h = tf.nn.max_pool2d(h, 2, 2, "SAME")                                    # N×7×7×64
+        return tf.nn.relu(_dense(tf.reshape(h, [-1, 7 * 7 * 64]), self.w_fc1) + self.b_fc1)  # N×1024
+
     def __call__(self, x, dropout_seed=None):
         """Logits for a batch.
 
@@ -78,12 +94,7 @@ class DeepCNN(tf.Module):
         Returns:
             N×10 float32 logits.
         """
-        x = tf.reshape(x, [-1, 28, 28, 1])
-        h = tf.nn.relu(tf.nn.conv2d(x, self.w_conv1, 1, "SAME") + self.b_conv1)  # N×28×28×32
-        h = tf.nn.max_pool2d(h, 2, 2, "SAME")                                    # N×14×14×32
-        h = tf.nn.relu(tf.nn.conv2d(h, self.w_conv2, 1, "SAME") + self.b_conv2)  # N×14×14×64
-        h = tf.nn.max_pool2d(h, 2, 2, "SAME")                                    # N×7×7×64
-        h = tf.nn.relu(_dense(tf.reshape(h, [-1, 7 * 7 * 64]), self.w_fc1) + self.b_fc1)  # N×1024
+        h = self.features(x)
         if dropout_seed is not None:
             h = tf.nn.experimental.stateless_dropout(h, rate=0.5, seed=dropout_seed)
         return h @ self.w_fc2 + self.b_fc2
