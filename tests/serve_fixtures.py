@@ -1,0 +1,37 @@
+"""The running web server that tests/test_serve.py and tests/test_browser.py share (a pytest plugin).
+
+Both test files name this module in `pytest_plugins`, so its session fixtures exist once and the
+model behind the server is trained once per session, whichever of the files run.
+"""
+
+import threading
+
+import pytest
+
+import common
+import create_model_2
+import predict
+import serve
+from create_model_2 import DeepCNN
+
+
+@pytest.fixture(scope="session")
+def served_classifier(mnist_dir, tmp_path_factory):
+    """A predict.Classifier over a CNN trained for 300 steps (≈ 97 % on MNIST, ≈ 20 s): a real reader."""
+    prefix = str(tmp_path_factory.mktemp("serve_ckpt") / "model2.ckpt")
+    create_model_2.main(["--steps", "300", "--learning-rate", "1e-3", "--log-every", "1000",
+                         "--data-dir", mnist_dir, "--checkpoint", prefix])
+    model = DeepCNN()
+    common.restore_checkpoint(model, prefix)
+    return predict.Classifier(model)
+
+
+@pytest.fixture(scope="session")
+def server(served_classifier):
+    """serve.Server on a free port of 127.0.0.1, serving on a thread for the whole session."""
+    with serve.Server(served_classifier, "127.0.0.1", 0) as running:
+        thread = threading.Thread(target=running.serve_forever, daemon=True)
+        thread.start()
+        yield running
+        running.shutdown()
+        thread.join(timeout=10)
