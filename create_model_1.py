@@ -5,12 +5,18 @@
 predict_1.py imports SoftmaxRegression from here, so the model is defined once.
 """
 
-import time
+import cli  # standard library only: safe before the heavy imports
 
-import numpy as np
+if __name__ == "__main__":
+    # Before TensorFlow's ≈ 2 s import: Ctrl-C then is one line, not a traceback.
+    cli.exit_on_ctrl_c("nothing was written")
 
-import common
-from common import tf
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import training  # noqa: E402
+from quiet_tensorflow import tf  # noqa: E402
 
 
 class SoftmaxRegression(tf.Module):
@@ -69,7 +75,7 @@ def make_train_step(model):
 
 
 def main(argv=None):
-    parser = common.training_parser(
+    parser = training.training_parser(
         __doc__.splitlines()[0], steps=1000, batch_size=100, learning_rate=0.01,
         checkpoint="model.ckpt", log_every=100)
     args = parser.parse_args(argv)
@@ -82,24 +88,21 @@ def main(argv=None):
         train_step.get_concrete_function()  # traced now, while MNIST loads
         return model, train_step
 
-    data, (model, train_step) = common.load_data_while(args, build)
-    rate = np.float32(args.learning_rate)
-
-    start = time.perf_counter()
-    with common.ctrl_c_between_steps() as check_ctrl_c:
+    say = cli.Output()
+    with cli.ctrl_c_deferred() as check_interrupt:
+        data, (model, train_step) = training.load_data_while(args, build, check_interrupt)
+        rate = np.float32(args.learning_rate)
+        start = time.perf_counter()
         for step in range(args.steps):
-            check_ctrl_c()
+            check_interrupt()
             images, labels = data.train.next_batch(args.batch_size)
             loss = train_step(images, labels.astype(np.int64), rate)
+            training.check_loss(loss, step + 1)
             if (step + 1) % args.log_every == 0:
-                loss = float(loss) / args.batch_size
-                if not np.isfinite(loss):
-                    raise common.UserError(f"training diverged at step {step + 1} — lower --learning-rate")
-                print(f"step {step + 1}, loss {loss:.4f}", flush=True)
-    elapsed = time.perf_counter() - start
-
-    common.finish(model, model, data, args, elapsed)
+                say(f"step {step + 1}, loss {float(loss) / args.batch_size:.4f}")
+        elapsed = time.perf_counter() - start
+        training.finish(model, model, data, args, elapsed, say, check_interrupt)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

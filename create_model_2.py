@@ -6,13 +6,19 @@
 predict_2.py imports DeepCNN from here, so the network is defined once.
 """
 
-import math
-import time
+import cli  # standard library only: safe before the heavy imports
 
-import numpy as np
+if __name__ == "__main__":
+    # Before TensorFlow's ≈ 2 s import: Ctrl-C then is one line, not a traceback.
+    cli.exit_on_ctrl_c("nothing was written")
 
-import common
-from common import tf
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import training  # noqa: E402
+from quiet_tensorflow import tf  # noqa: E402
 
 # The --fast schedule: bigger batches for throughput on a CPU (200 runs ≈ 25 % more images/s
 # than 50), Adam with a one-cycle learning rate (warm up, then anneal to zero) so a few epochs
@@ -215,7 +221,7 @@ def make_train_step(model, optimizer, seed, shift=0, pens=0.0):
 
 
 def main(argv=None):
-    parser = common.training_parser(
+    parser = training.training_parser(
         __doc__.splitlines()[0], steps=20000, batch_size=50, learning_rate=1e-4,
         checkpoint="model2.ckpt", log_every=100)
     parser.add_argument("--fast", action="store_true",
@@ -235,7 +241,7 @@ def main(argv=None):
 
     def build():
         model = DeepCNN(seed=args.seed)
-        optimizer = common.Adam(model.trainable_variables)
+        optimizer = training.Adam(model.trainable_variables)
         train_step = make_train_step(model, optimizer, args.seed, shift=FAST["shift"] if args.fast else 0,
                                      pens=FAST["pens"] if args.fast else 0.0)
         predict = tf.function(model.__call__, input_signature=[tf.TensorSpec([None, 784], tf.float32)])
@@ -244,17 +250,17 @@ def main(argv=None):
         predict.get_concrete_function()
         return model, train_step, predict
 
-    data, (model, train_step, predict) = common.load_data_while(args, build)
-
     def rate(step):
         if not args.fast:
             return args.learning_rate
         return learning_rate_at(step, args.steps, args.learning_rate, FAST["warmup"])
 
-    start = last = time.perf_counter()
-    with common.ctrl_c_between_steps() as check_ctrl_c:
+    say = cli.Output()
+    with cli.ctrl_c_deferred() as check_interrupt:
+        data, (model, train_step, predict) = training.load_data_while(args, build, check_interrupt)
+        start = last = time.perf_counter()
         for step in range(args.steps):
-            check_ctrl_c()
+            check_interrupt()
             images, labels = data.train.next_batch(args.batch_size)
             if step % args.log_every == 0:
                 # As in the tutorial: accuracy on the batch about to be trained on, without dropout.
@@ -263,16 +269,16 @@ def main(argv=None):
                 if step:
                     speed = args.log_every * args.batch_size / (now - last)
                     left = (args.steps - step) * args.batch_size / speed
-                    print(f"step {step}, training accuracy {accuracy:g}  "
-                          f"({speed:,.0f} images/s, {common.format_seconds(left)} left)", flush=True)
+                    say(f"step {step}, training accuracy {accuracy:g}  "
+                        f"({speed:,.0f} images/s, {training.format_seconds(left)} left)")
                 else:
-                    print(f"step {step}, training accuracy {accuracy:g}", flush=True)
+                    say(f"step {step}, training accuracy {accuracy:g}")
                 last = time.perf_counter()
-            train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
-    elapsed = time.perf_counter() - start
-
-    common.finish(model, predict, data, args, elapsed)
+            loss = train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
+            training.check_loss(loss, step + 1)
+        elapsed = time.perf_counter() - start
+        training.finish(model, predict, data, args, elapsed, say, check_interrupt)
 
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main)

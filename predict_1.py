@@ -4,14 +4,20 @@
     python predict_1.py --json images/             # one JSON line per image
 """
 
-import functools
+import cli  # standard library only: safe before the heavy imports
 
-import common
-import predict
-from create_model_1 import SoftmaxRegression
+if __name__ == "__main__":
+    # Before TensorFlow's ≈ 2 s import: Ctrl-C then (or at any time: predict writes no
+    # checkpoint) is one line, not a traceback.
+    cli.exit_on_ctrl_c()
+
+import functools  # noqa: E402
+
+import predict  # noqa: E402
+from create_model_1 import SoftmaxRegression  # noqa: E402
 
 main = functools.partial(predict.main, prog="predict_1.py", model_class=SoftmaxRegression,
                          checkpoint="model.ckpt", create_script="create_model_1.py")
 
 if __name__ == "__main__":
-    common.run(main)
+    cli.run(main, nothing_written="")

@@ -78,11 +78,12 @@ def child_bare(steps, batch_size):
     sys.path.insert(0, str(ROOT))
     import numpy as np  # noqa: PLC0415
 
-    import common  # noqa: PLC0415
+    import cli  # noqa: PLC0415
+    import training  # noqa: PLC0415
     from create_model_2 import DeepCNN, make_train_step  # noqa: PLC0415
 
     model = DeepCNN(seed=0)
-    train_step = make_train_step(model, common.Adam(model.trainable_variables), 0)
+    train_step = make_train_step(model, training.Adam(model.trainable_variables), 0)
     # A few distinct batches, fed as the real loop feeds them (NumPy arrays, NumPy scalars).
     rng = np.random.default_rng(0)
     images = [rng.random((batch_size, 784), dtype=np.float32) for _ in range(8)]
@@ -98,9 +99,9 @@ def child_bare(steps, batch_size):
     float(loss)
     if steps > warm:
         print(f"bare_images_per_second: {(steps - warm) * batch_size / (time.perf_counter() - start):.0f}")
-    # Ends the way the project's scripts end (common.run), so the ratio does not credit the
+    # Ends the way the project's scripts end (cli.run), so the ratio does not credit the
     # real script with the ≈ 0.5 s of interpreter teardown both skip.
-    common.end_process(0)
+    cli.end_process(0)
 
 
 def child_matmul(n=2048, repeats=10):
@@ -289,7 +290,7 @@ def main(argv=None):
         # Predicting, with the checkpoint just trained (its accuracy does not matter for timing).
         images = make_images(data_dir, tmp / "images", args.images)
         predict_cmd = [PY, ROOT / "predict_2.py", "--checkpoint", checkpoint]
-        # The scripts end with os._exit (common.end_process), skipping the ≈ 0.5 s of teardown
+        # The scripts end with os._exit (cli.end_process), skipping the ≈ 0.5 s of teardown
         # that `python -c "import tensorflow"` pays; the second reference skips it too, so
         # predict_cold_ratio_same_exit is what building, restoring and preparing really cost.
         quick_exit = "import tensorflow, os; os._exit(0)"

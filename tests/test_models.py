@@ -8,17 +8,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-import common
+import checkpoint
 import create_model_1
 import create_model_2
-from common import tf
-from create_model_1 import SoftmaxRegression
+import training
 from conftest import train
+from create_model_1 import SoftmaxRegression
 from create_model_2 import DeepCNN
+from quiet_tensorflow import tf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,7 +49,7 @@ def test_deep_cnn_applies_dropout_only_when_training():
 
 def test_deep_cnn_loss_falls_over_a_few_steps():
     model = DeepCNN(seed=3)
-    step = create_model_2.make_train_step(model, common.Adam(model.trainable_variables), 3)
+    step = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3)
     x, y = random_images(50, seed=1), np.arange(50, dtype=np.int64) % 10
     losses = [float(step(x, y, np.float32(1e-3), np.int64(i))) for i in range(15)]
     assert losses[-1] < 0.5 * losses[0]
@@ -67,7 +69,7 @@ def test_same_seed_gives_same_weights_and_another_seed_does_not(mnist_dir, tmp_p
         create_model_2.main(["--steps", "3", "--seed", str(seed), "--data-dir", mnist_dir,
                              "--checkpoint", prefix, "--smoke"])
         model = DeepCNN(seed=99)
-        common.restore_checkpoint(model, prefix)
+        checkpoint.restore_checkpoint(model, prefix)
         return [v.numpy() for v in model.trainable_variables]
 
     a, b, c = weights(1, "a"), weights(1, "b"), weights(2, "c")
@@ -81,8 +83,8 @@ def test_model1_short_run_beats_an_honest_floor(mnist, mnist_dir, tmp_path, caps
     create_model_1.main(["--steps", "300", "--data-dir", mnist_dir, "--checkpoint", prefix])
     printed = float(re.search(r"test accuracy ([\d.]+)", capsys.readouterr().out).group(1))
     model = SoftmaxRegression()
-    common.restore_checkpoint(model, prefix)
-    accuracy = common.evaluate(model, mnist.test.images, mnist.test.labels)
+    checkpoint.restore_checkpoint(model, prefix)
+    accuracy = training.evaluate(model, mnist.test.images, mnist.test.labels)
     assert accuracy == pytest.approx(printed, abs=1e-4)
     assert accuracy > 0.88
 
@@ -92,8 +94,8 @@ def test_model2_smoke_run_writes_a_checkpoint_predict_can_restore(mnist_dir, tmp
     create_model_2.main(["--smoke", "--data-dir", mnist_dir, "--checkpoint", prefix])
     out = capsys.readouterr().out
     assert "step 10, training accuracy" in out and "test accuracy" in out
-    assert sorted(os.listdir(tmp_path)) == ["model2.ckpt.data-00000-of-00001", "model2.ckpt.index"]
-    common.restore_checkpoint(DeepCNN(), prefix)
+    assert sorted(os.listdir(tmp_path)) == ["model2.ckpt.data-00000-of-00001", "model2.ckpt.index", "model2.ckpt.lock"]
+    checkpoint.restore_checkpoint(DeepCNN(), prefix)
 
 
 def test_fast_schedule_warms_up_then_anneals_to_zero():
@@ -154,94 +156,9 @@ def test_pen_redraw_is_reproducible_from_its_seed_and_varies_with_it(mnist):
     assert len({redraw(step).tobytes() for step in range(12)}) >= 4  # several pens over a few steps
 
 
-@pytest.mark.parametrize("model_class", [DeepCNN, SoftmaxRegression])
-def test_checkpoint_round_trip_gives_identical_logits(model_class, tmp_path):
-    original = model_class(seed=1)
-    if model_class is SoftmaxRegression:  # zeros would round-trip trivially
-        original.W.assign(tf.random.normal([784, 10], seed=1))
-    prefix = common.save_checkpoint(original, tmp_path / "m.ckpt")
-    restored = model_class(seed=2)
-    common.restore_checkpoint(restored, prefix)
-    x = random_images(16)
-    np.testing.assert_array_equal(original(x).numpy(), restored(x).numpy())
-
-
-def test_restore_accepts_the_index_file_name_for_the_prefix(tmp_path):
-    original = DeepCNN(seed=1)
-    prefix = common.save_checkpoint(original, tmp_path / "m.ckpt")
-    restored = DeepCNN(seed=2)
-    common.restore_checkpoint(restored, prefix + ".index")
-    np.testing.assert_array_equal(original.w_fc2.numpy(), restored.w_fc2.numpy())
-
-
-def test_interrupted_save_leaves_previous_checkpoint_whole(tmp_path, monkeypatch):
-    old = DeepCNN(seed=1)
-    prefix = common.save_checkpoint(old, tmp_path / "m.ckpt")
-    real_write = tf.train.Checkpoint.write
-
-    def write_then_interrupt(self, file_prefix, options=None):
-        real_write(self, file_prefix)
-        raise KeyboardInterrupt  # Ctrl-C right after the data hit the disk
-
-    monkeypatch.setattr(tf.train.Checkpoint, "write", write_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        common.save_checkpoint(DeepCNN(seed=2), prefix)
-    monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["m.ckpt.data-00000-of-00001", "m.ckpt.index"]
-    restored = DeepCNN(seed=3)
-    common.restore_checkpoint(restored, prefix)
-    np.testing.assert_array_equal(restored.w_conv1.numpy(), old.w_conv1.numpy())
-
-
-def test_save_that_died_between_renames_is_completed_on_next_restore(tmp_path, monkeypatch):
-    prefix = common.save_checkpoint(DeepCNN(seed=1), tmp_path / "m.ckpt")
-    new = DeepCNN(seed=2)
-    real_replace, calls = os.replace, []
-
-    def replace_once_then_die(src, dst):
-        if calls:
-            raise OSError("simulated crash")
-        calls.append(src)
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", replace_once_then_die)
-    with pytest.raises(OSError):
-        common.save_checkpoint(new, prefix)
-    monkeypatch.undo()
-    restored = DeepCNN(seed=3)
-    common.restore_checkpoint(restored, prefix)
-    np.testing.assert_array_equal(restored.w_fc1.numpy(), new.w_fc1.numpy())
-    assert sorted(os.listdir(tmp_path)) == ["m.ckpt.data-00000-of-00001", "m.ckpt.index"]
-
-
-def test_restoring_another_models_checkpoint_names_both_models(tmp_path):
-    prefix = common.save_checkpoint(SoftmaxRegression(), tmp_path / "model.ckpt")
-    with pytest.raises(common.CheckpointError, match="softmax-regression.*deep-mnist-cnn"):
-        common.restore_checkpoint(DeepCNN(), prefix)
-
-
-def test_foreign_checkpoint_is_refused(tmp_path):
-    prefix = tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "other"))
-    with pytest.raises(common.CheckpointError, match="not a checkpoint written by this project"):
-        common.restore_checkpoint(DeepCNN(), prefix)
-
-
-def test_missing_checkpoint_says_how_to_train_it(tmp_path):
-    with pytest.raises(common.CheckpointError,
-                       match=r"model2.ckpt not found — train it with: python create_model_2.py"):
-        common.restore_checkpoint(DeepCNN(), tmp_path / "model2.ckpt", train_hint="python create_model_2.py")
-
-
-def test_truncated_checkpoint_data_is_a_clean_error(tmp_path):
-    prefix = common.save_checkpoint(DeepCNN(), tmp_path / "m.ckpt")
-    data = prefix + ".data-00000-of-00001"
-    os.truncate(data, os.path.getsize(data) // 2)
-    with pytest.raises(common.CheckpointError, match="cannot restore"):
-        common.restore_checkpoint(DeepCNN(), prefix)
-
-
 @pytest.mark.parametrize("flags", [["--steps", "0"], ["--learning-rate", "-1"], ["--batch-size", "x"],
-                                   ["--learning-rate", "nan"]])
+                                   ["--learning-rate", "nan"], ["--batch-size", "55001"], ["--seed", "-1"],
+                                   ["--seed", str(2 ** 64)], ["--seed", str(2 ** 31)]])
 def test_bad_training_flags_are_rejected_with_usage(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         create_model_2.main(flags)
@@ -297,5 +214,30 @@ def test_fast_model2_run_reaches_the_tutorials_accuracy(fast_model2):
 
 def test_unwritable_checkpoint_folder_is_refused_before_training(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(create_model_2, "DeepCNN", None)  # would fail loudly if training began
-    with pytest.raises(common.CheckpointError, match="folder .*missing does not exist"):
+    with pytest.raises(checkpoint.CheckpointError, match="folder .*missing does not exist"):
         create_model_2.main(["--data-dir", mnist_dir, "--checkpoint", str(tmp_path / "missing" / "m.ckpt")])
+
+
+def test_largest_batch_and_seed_are_accepted(capsys):
+    parser = training.training_parser("x", steps=1, batch_size=1, learning_rate=1.0, checkpoint="c", log_every=1)
+    args = parser.parse_args(["--batch-size", "55000", "--seed", str(2 ** 31 - 1)])
+    assert (args.batch_size, args.seed) == (55000, 2 ** 31 - 1)
+
+
+def test_a_diverging_run_stops_with_the_step_and_keeps_the_previous_checkpoint(mnist_dir, tmp_path):
+    old = DeepCNN(seed=1)
+    prefix = checkpoint.save_checkpoint(old, tmp_path / "model2.ckpt")
+    with pytest.raises(training.Diverged, match=r"training diverged at step \d+ — lower --learning-rate"):
+        create_model_2.main(["--smoke", "--learning-rate", "1e6", "--data-dir", mnist_dir, "--checkpoint", prefix])
+    model = DeepCNN(seed=2)
+    checkpoint.restore_checkpoint(model, prefix)
+    np.testing.assert_array_equal(model.w_fc1.numpy(), old.w_fc1.numpy())
+
+
+def test_finish_refuses_to_save_weights_that_are_not_finite(mnist, tmp_path):
+    model = SoftmaxRegression()
+    model.W.assign(tf.fill([784, 10], np.inf))
+    args = SimpleNamespace(steps=7, batch_size=1, checkpoint=str(tmp_path / "m.ckpt"))
+    with pytest.raises(training.Diverged, match="diverged by step 7"):
+        training.finish(model, model, mnist, args, 1.0, print, lambda: None)
+    assert os.listdir(tmp_path) == []

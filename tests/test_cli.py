@@ -1,0 +1,103 @@
+"""How the commands start, talk and end: one-line errors, Ctrl-C, closed stdout, a quiet start-up.
+
+The whole-process tests here are the few that need a real process (a signal
+during `import tensorflow`, a pipe closed by its reader, the stderr of a fresh
+start); each costs one TensorFlow start-up, ≈ 3 s.
+"""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import checkpoint
+import cli
+import quiet_tensorflow
+from create_model_2 import DeepCNN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def script(name, *args, **kwargs):
+    return subprocess.Popen([sys.executable, str(ROOT / name), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def untrained_model2(tmp_path_factory):
+    """A model-2 checkpoint of an untrained network: enough to run predict_2.py end to end."""
+    return checkpoint.save_checkpoint(DeepCNN(seed=0), tmp_path_factory.mktemp("untrained") / "model2.ckpt")
+
+
+def test_one_line_makes_control_characters_harmless_and_cuts_long_text():
+    assert cli.one_line("a\nb\x1b[2Jc") == "a?b?[2Jc"
+    assert cli.one_line(b"caf\xc3\xa9 \xff") == "café \ufffd"
+    assert len(cli.one_line("x" * 1000, 50)) == 50
+
+
+def test_output_keeps_going_after_stdout_breaks(monkeypatch):
+    class Broken(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise OSError("no descriptor")
+
+    monkeypatch.setattr(sys, "stdout", Broken())
+    say = cli.Output()
+    say("first")  # must not raise
+    say("second")
+    assert say.broken
+
+
+def test_tensorflows_known_startup_lines_are_dropped_and_anything_else_kept():
+    text = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+            "I0000 00:00:1795599481.275101    6365 port.cc:153] oneDNN custom operations are on. You may see "
+            "slightly different numerical results.\n"
+            "I0000 00:00:1795599481.275388    6365 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+            "GPU will not be used.\n"
+            "E0000 00:00:1795599482.727572    6365 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+            "Failed call to cuInit: UNKNOWN ERROR (303)\n"
+            "E0000 00:00:1795599482.727572    6365 something.cc:1] a real error\n"
+            "Traceback (most recent call last):\n")
+    assert quiet_tensorflow.drop_startup_lines(text) == (
+        "E0000 00:00:1795599482.727572    6365 something.cc:1] a real error\nTraceback (most recent call last):\n")
+
+
+def test_a_fresh_predict_prints_the_digit_and_nothing_on_stderr(untrained_model2, tmp_path):
+    proc = script("predict_2.py", "--checkpoint", untrained_model2, str(ROOT / "images" / "3_photo.jpg"), cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err == ""
+    assert len(out.splitlines()) == 1 and out.strip().isdigit()
+
+
+@pytest.mark.parametrize("name, delay, line", [
+    ("predict_2.py", 0.3, "predict_2.py: interrupted"),
+    ("predict_2.py", 1.0, "predict_2.py: interrupted"),
+    ("create_model_2.py", 0.6, "create_model_2.py: interrupted — nothing was written"),
+])
+def test_ctrl_c_while_tensorflow_is_imported_is_one_line(name, delay, line, tmp_path):
+    proc = script(name, "--checkpoint", str(tmp_path / "never.ckpt"), str(ROOT / "images" / "3_photo.jpg")
+                  if name.startswith("predict") else "--smoke", cwd=tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (130, line + "\n")
+    assert os.listdir(tmp_path) == []
+
+
+def test_training_piped_into_head_still_saves(mnist_dir, tmp_path):
+    proc = script("create_model_1.py", "--steps", "300", "--log-every", "1", "--data-dir", mnist_dir,
+                  "--checkpoint", str(tmp_path / "model.ckpt"), cwd=tmp_path)
+    assert proc.stdout.readline().startswith("step 1,")
+    proc.stdout.close()  # what `| head -1` does once it has its line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.lock"]
