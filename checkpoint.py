@@ -58,6 +58,8 @@ _ID_KEY = f"{ID_NAME}/.ATTRIBUTES/VARIABLE_VALUE"
 INDEX_LIMIT = 16 << 20  # bytes; this project's indexes are ≈ 1 KB, so anything near this is not ours
 READ_WAIT = 60  # seconds a reader waits for a save in progress (a save of model 2 takes ≈ 1 s)
 _POLL = 0.05  # seconds between lock attempts
+# Where a process sees its open files as paths: Linux; /dev/fd elsewhere (macOS, the BSDs).
+_FD_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 # What TensorFlow's checkpoint reader raises for a damaged file (a short read is an IndexError).
 _READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError, TypeError)
 
@@ -273,7 +275,7 @@ class _Opened:
         folder = tempfile.mkdtemp(prefix="checkpoint-read-")
         try:
             for suffix, fd in self.fds.items():
-                os.symlink(f"/proc/self/fd/{fd}", os.path.join(folder, "ckpt" + suffix))
+                os.symlink(f"{_FD_FOLDER}/{fd}", os.path.join(folder, "ckpt" + suffix))
             yield os.path.join(folder, "ckpt")
         finally:
             shutil.rmtree(folder, ignore_errors=True)

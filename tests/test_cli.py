@@ -101,3 +101,15 @@ def test_training_piped_into_head_still_saves(mnist_dir, tmp_path):
     assert proc.wait(timeout=120) == 0, err
     assert err == ""
     assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.lock"]
+
+
+def test_ctrl_c_while_the_process_ends_is_ignored(tmp_path):
+    code = ("import os, signal, sys, time, cli\n"
+            "class SlowStdout:\n"
+            "    def write(self, text): return len(text)\n"
+            "    def flush(self):  # Ctrl-C arrives while the last output is flushed\n"
+            "        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)\n"
+            "sys.stdout = SlowStdout()\n"
+            "cli.end_process(0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, "")

