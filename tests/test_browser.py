@@ -1,0 +1,191 @@
+"""The draw-a-digit page in a real browser: Debian's chromium, headless, driven by Playwright.
+
+No browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`, which
+.ci/run does) and fails, not skips, without it, so a missing install step turns CI red. The page
+may reach nothing but the test's own server: any other request fails the test.
+"""
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+pytest_plugins = ["serve_fixtures"]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+IMAGES = Path(__file__).resolve().parent.parent / "images"
+PAD = (480, 320)  # the pad canvas's own pixels (page.html), which the strokes below are drawn in
+
+# Digits as pen strokes in pad pixels, drawn the way a person draws them.
+SEVEN = [[(190, 80), (290, 80), (220, 260)]]
+TWO = [[(200, 110), (225, 80), (265, 78), (290, 105), (280, 150), (200, 250), (305, 250)]]
+ONE_TO_THE_RIGHT = [[(390, 80), (390, 260)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    except ImportError:
+        pytest.fail("needs Playwright: pip install -r requirements-test.txt")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"needs Debian's chromium at {CHROMIUM}: apt-get install chromium (see .ci/run)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_page(browser, server, **context_options):
+    """The page in a new browser context whose every request outside `server` is refused and noted."""
+    context = browser.new_context(**context_options)
+    outside = []
+
+    def only_local(route):
+        if urlsplit(route.request.url).netloc == urlsplit(server.url).netloc:
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(server.url)
+    return page, outside, errors
+
+
+@pytest.fixture
+def page(browser, server):
+    page, outside, errors = open_page(browser, server, viewport={"width": 1000, "height": 760})
+    yield page
+    page.context.close()
+    assert outside == [] and errors == []
+
+
+def expect():
+    from playwright.sync_api import expect as playwright_expect  # noqa: PLC0415
+
+    return playwright_expect
+
+
+def pad_to_screen(page, x, y):
+    box = page.locator("#pad").bounding_box()
+    return box["x"] + x * box["width"] / PAD[0], box["y"] + y * box["height"] / PAD[1]
+
+
+def draw_with_mouse(page, strokes):
+    for stroke in strokes:
+        page.mouse.move(*pad_to_screen(page, *stroke[0]))
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*pad_to_screen(page, *point), steps=8)
+        page.mouse.up()
+
+
+def draw_with_finger(page, strokes):
+    """Touch events through the DevTools protocol: what a finger on a phone's screen sends."""
+    cdp = page.context.new_cdp_session(page)
+    for stroke in strokes:
+        points = [pad_to_screen(page, *p) for p in stroke]
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [dict(zip("xy", points[0]))]})
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            for t in range(1, 9):
+                x, y = x0 + (x1 - x0) * t / 8, y0 + (y1 - y0) * t / 8
+                cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def answer_is(page, text):
+    answer = page.locator("#answer")
+    expect()(answer).to_have_attribute("data-state", "done", timeout=15_000)
+    expect()(answer).to_have_text(text, timeout=15_000)
+
+
+def test_a_digit_drawn_with_the_mouse_is_read_with_its_bars_and_input(page, tmp_path):
+    draw_with_mouse(page, SEVEN)
+    answer_is(page, "7")
+    card = page.locator(".digit")
+    expect()(card).to_have_count(1)
+    expect()(card.locator(".bars li")).to_have_count(10)
+    expect()(card.locator(".bars li.top")).to_contain_text("7")
+    assert card.locator("canvas").evaluate("c => [c.width, c.height]") == [28, 28]
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot))
+    with Image.open(shot) as image:
+        assert image.size == (1000, 760)
+
+
+def test_undo_and_clear_change_the_answer(page):
+    draw_with_mouse(page, SEVEN + ONE_TO_THE_RIGHT)
+    answer_is(page, "71")
+    expect()(page.locator(".digit")).to_have_count(2)
+    page.click("#undo")
+    answer_is(page, "7")
+    page.click("#clear")
+    expect()(page.locator("#answer")).to_have_attribute("data-state", "idle")
+    expect()(page.locator(".digit")).to_have_count(0)
+
+
+def test_a_finger_draws_on_a_phone_screen_and_the_page_fits_it(browser, server):
+    page, outside, errors = open_page(browser, server, viewport={"width": 390, "height": 844},
+                                      has_touch=True, is_mobile=True, device_scale_factor=2)
+    try:
+        draw_with_finger(page, TWO)
+        answer_is(page, "2")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        assert page.locator("#pad").bounding_box()["width"] <= 390
+    finally:
+        page.context.close()
+    assert outside == [] and errors == []
+
+
+def test_an_uploaded_photo_is_read(page):
+    page.set_input_files("#file", str(IMAGES / "3_photo.jpg"))
+    answer_is(page, "3")
+
+
+def test_a_dropped_number_is_read_digit_by_digit(page, server):
+    data = (IMAGES / "2026_number.jpg").read_bytes()
+    transfer = page.evaluate_handle(
+        """bytes => { const t = new DataTransfer();
+                      t.items.add(new File([new Uint8Array(bytes)], "number.jpg", {type: "image/jpeg"}));
+                      return t; }""", list(data))
+    page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+    expect()(page.locator("#answer")).to_have_attribute("data-state", "done", timeout=15_000)
+    api = json.loads(page.evaluate(
+        "async bytes => JSON.stringify(await (await fetch('/api/predict', {method: 'POST', "
+        "body: new Uint8Array(bytes)})).json())", list(data)))
+    expect()(page.locator("#answer")).to_have_text(api["number"])
+    expect()(page.locator(".digit")).to_have_count(len(api["digits"]))
+    assert len(api["digits"]) == 4
+
+
+def test_an_unreadable_upload_says_what_went_wrong(page):
+    page.set_input_files("#file", files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"}])
+    error = page.locator("#error")
+    expect()(error).to_be_visible(timeout=15_000)
+    expect()(error).to_contain_text("could not be read")
+    expect()(error).to_contain_text("not an image")
+    expect()(page.locator("#answer")).to_have_attribute("data-state", "error")
+
+
+def test_a_piece_the_api_calls_no_digit_is_shown_as_not_a_digit(page):
+    # The record issue 11's not-a-digit score will give; fulfilled here, so the page is ready for it.
+    record = {"image": "upload", "number": "2?", "probability": 0.9,
+              "digits": [{"digit": 2, "probability": 0.9, "probabilities": [0.01] * 9 + [0.9],
+                          "box": [10, 10, 60, 90]},
+                         {"digit": None, "rejected": True, "guess": 4, "score": 0.12, "probability": 0.6,
+                          "probabilities": [0.04] * 9 + [0.6], "box": [80, 10, 130, 90]}]}
+    page.route("**/api/predict*", lambda route: route.fulfill(json=record))
+    draw_with_mouse(page, SEVEN)
+    answer_is(page, "2?")
+    rejected = page.locator(".digit.rejected")
+    expect()(rejected).to_have_count(1)
+    expect()(rejected).to_contain_text("not a digit")
+    expect()(rejected).to_contain_text("looks most like 4")
