@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-import common
+import cli
 import predict
 
 # The largest body accepted, checked from Content-Length before anything is read (and counted
@@ -347,12 +347,12 @@ def run(classifier, host, port):
         0 after Ctrl-C.
 
     Raises:
-        common.UserError: the address cannot be listened on (port taken, unknown host).
+        cli.UserError: the address cannot be listened on (port taken, unknown host).
     """
     try:
         server = Server(classifier, host, port)
-    except OSError as e:
-        raise common.UserError(f"cannot listen on {host}:{port}: {e.strerror or e} — "
+    except (OSError, OverflowError) as e:  # OverflowError: a port outside 0–65535
+        raise cli.UserError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e} — "
                                "choose another with --port (or --host)") from None
     with server:
         print(f"serving the draw-a-digit page on {server.url}  (API: POST {server.url}api/predict; "

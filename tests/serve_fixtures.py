@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-import common
+import checkpoint
 import create_model_2
 import predict
 import serve
@@ -22,7 +22,7 @@ def served_classifier(mnist_dir, tmp_path_factory):
     create_model_2.main(["--steps", "300", "--learning-rate", "1e-3", "--log-every", "1000",
                          "--data-dir", mnist_dir, "--checkpoint", prefix])
     model = DeepCNN()
-    common.restore_checkpoint(model, prefix)
+    checkpoint.restore_checkpoint(model, prefix)
     return predict.Classifier(model)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import common
+import cli
 import predict
 import serve
 
@@ -252,5 +252,10 @@ def test_a_port_in_use_is_a_one_line_user_error(served_classifier):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with pytest.raises(common.UserError, match=r"cannot listen on 127\.0\.0\.1:\d+: .* --port"):
+        with pytest.raises(cli.UserError, match=r"cannot listen on 127\.0\.0\.1:\d+: .* --port"):
             serve.run(served_classifier, "127.0.0.1", taken.getsockname()[1])
+
+
+def test_a_port_out_of_range_is_a_one_line_user_error(served_classifier):
+    with pytest.raises(cli.UserError, match=r"cannot listen on 127\.0\.0\.1:70000: .*0-65535"):
+        serve.run(served_classifier, "127.0.0.1", 70000)
