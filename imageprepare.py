@@ -33,6 +33,8 @@ class ImageError(ValueError):
     """A user-facing, one-line problem with an input image (names the file)."""
 
 
+Writing = namedtuple("Writing", "ink scale")
+
 Digit = namedtuple("Digit", "array box")
 Digit.__doc__ = """One digit found in an image.
 
@@ -816,6 +818,26 @@ def _digit(ink, scale, pieces, cells):
     return Digit(to_mnist(crop), box)
 
 
+def find_writing(source):
+    """Decode `source` and keep only its writing: specks, paper and table edges dropped.
+
+    Args:
+        source: A path (str or os.PathLike) or a PIL.Image.Image.
+
+    Returns:
+        Writing(ink, scale): ink is a float32 (H, W) map (1 = ink) that is zero
+        everywhere but on the writing's pieces; scale is (sx, sy), the factors
+        that take its pixel coordinates to the original image's (as displayed).
+
+    Raises:
+        ImageError: Unreadable file, or no digit found in it.
+    """
+    ink, scale, pieces, labels, stats, keep = _analyse(source)
+    f = pieces.f
+    member = np.repeat(np.repeat(_cells_of(labels, keep), f, axis=0), f, axis=1)
+    return Writing(ink * member[:ink.shape[0], :ink.shape[1]], scale)
+
+
 def prepare(source):
     """Prepare an image of one handwritten digit for an MNIST model.
 
@@ -828,7 +850,7 @@ def prepare(source):
     Raises:
         ImageError: Unreadable file, or no digit found in it.
     """
-    return split_digits(source, single=True)[0].array
+    return to_mnist(find_writing(source).ink)
 
 
 def _box(cells):

@@ -232,8 +232,26 @@ def draw_digit(digit, rng, style=None, height=200, width=None):
 # Numbers
 # --------------------------------------------------------------------------
 
+def _touching_x(left, a, y):
+    """Left edge for digit `a` (top at `y`) at which its ink just touches digit `left`.
+
+    Row by row, the new digit's leftmost ink must come one pixel after the
+    neighbour's rightmost ink; the tightest row sets the position. Rows the
+    two do not share leave it free (then the digits merely sit side by side).
+    """
+    b, bx, by = left
+    rows = np.arange(a.shape[0])
+    shared = (rows + round(y - by) >= 0) & (rows + round(y - by) < b.shape[0])
+    on_a, on_b = a > 0.3, b > 0.3
+    first = np.where(on_a.any(axis=1), on_a.argmax(axis=1), a.shape[1])
+    last = np.where(on_b.any(axis=1), b.shape[1] - 1 - on_b[:, ::-1].argmax(axis=1), -1)
+    need = [bx + last[r + round(y - by)] + 1 - first[r] for r in rows[shared]
+            if first[r] < a.shape[1] and last[r + round(y - by)] >= 0]
+    return max(need) if need else bx + b.shape[1]
+
+
 def compose_number(digits, rng, height=120, gap=(0.12, 0.6), size_jitter=0.15,
-                   baseline_jitter=0.12, touch=False, pen=None):
+                   baseline_jitter=0.12, touch=False, overlap=(0.0, 0.2), pen=None):
     """Lay several digit ink arrays side by side like a written number.
 
     Args:
@@ -243,7 +261,10 @@ def compose_number(digits, rng, height=120, gap=(0.12, 0.6), size_jitter=0.15,
         gap: range of gaps between digits, as fractions of `height`.
         size_jitter: relative spread of the digits' heights.
         baseline_jitter: spread of each digit's vertical offset, x height.
-        touch: overlap neighbours slightly instead of leaving a gap.
+        touch: push each digit into its left neighbour until the inks touch,
+            then on by a random `overlap` share of its own width (written
+            quickly: a 2's tail runs into the 0), instead of leaving a gap.
+        overlap: range of that extra push, as fractions of the digit's width.
         pen: None, "thin" (1-px pen) or "thick" (fat marker), applied to each
             digit at its final size, so gaps stay gaps between the strokes.
 
@@ -263,17 +284,19 @@ def compose_number(digits, rng, height=120, gap=(0.12, 0.6), size_jitter=0.15,
         elif pen == "thick":
             a = crop_ink(thick_marker(a, rng))
         y = rng.normal(0, baseline_jitter) * height
+        if touch and placed:
+            x = _touching_x(placed[-1], a, y) - rng.uniform(*overlap) * a.shape[1]
         placed.append((a, x, y))
-        g = -rng.uniform(0.02, 0.06) * height if touch else rng.uniform(*gap) * height
-        x += a.shape[1] + g
+        x += a.shape[1] + rng.uniform(*gap) * height
     top = min(y for _, _, y in placed)
+    left = min(x0 for _, x0, _ in placed)  # a pushed digit may reach left of the first one
     margin = 4
     H = int(max(y - top + a.shape[0] for a, _, y in placed)) + 2 * margin
-    W = int(max(x0 + a.shape[1] for a, x0, _ in placed)) + 2 * margin
+    W = int(max(x0 - left + a.shape[1] for a, x0, _ in placed)) + 2 * margin
     out = np.zeros((H, W), np.float32)
     boxes = []
     for a, x0, y in placed:
-        r, c = int(round(y - top)) + margin, int(round(x0)) + margin
+        r, c = int(round(y - top)) + margin, int(round(x0 - left)) + margin
         out[r:r + a.shape[0], c:c + a.shape[1]] = np.maximum(out[r:r + a.shape[0], c:c + a.shape[1]], a)
         boxes.append((c, r, c + a.shape[1], r + a.shape[0]))
     return out, boxes

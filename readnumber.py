@@ -1,0 +1,576 @@
+"""Read a whole handwritten number by recognition, as production cheque readers do.
+
+LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to
+document recognition", sections VI-VII: the writing is over-segmented into
+primitive pieces (connected pieces, and pieces cut out of joined ink along
+paths that follow the gap between strokes); every run of 1-3 neighbouring
+primitives is a candidate digit; all candidates are prepared like a single
+digit (imageprepare.to_mnist) and classified in one network call; the reading
+is the path through this segmentation graph whose candidates together score
+best. The network, not a heuristic, decides where a number is cut.
+
+Public API:
+    segment(source, single=False) -> Segmentation   (no network)
+    decode(segmentation, probs, digitness) -> Reading
+    read(source, classify, single=False) -> Reading  (segment + one classify + decode)
+
+Only numpy and Pillow are used (and imageprepare); importing does nothing.
+"""
+
+import math
+from collections import namedtuple
+
+import numpy as np
+from PIL import Image
+
+import imageprepare
+from imageprepare import ImageError
+
+__all__ = ["ImageError", "Segmentation", "Digit", "Reading", "segment", "decode", "read"]
+
+Digit = namedtuple("Digit", "value array box probs digitness")
+Digit.__doc__ = """One digit of a reading.
+
+value: int, the digit read (the class of the best path; nearly always
+    probs.argmax(), but the shape prior may prefer the runner-up class).
+array: (28, 28) float32, what the network saw.
+box: (left, top, right, bottom) of its ink in the original image's pixels
+    (as displayed, after EXIF orientation); right and bottom exclusive.
+probs: (10,) float32 softmax of the network.
+digitness: float in [0, 1], how much it looks like a digit at all.
+"""
+
+Reading = namedtuple("Reading", "number probability digits alternatives")
+Reading.__doc__ = """The best reading of an image.
+
+number: str, the digits left to right.
+probability: float, the share of the whole segmentation graph's weight
+    that its best path holds: low when another cut (or another digit) is
+    nearly as good, e.g. "219" against "2019".
+digits: list of Digit, left to right.
+alternatives: list of (number, probability) runner-up readings, best first.
+"""
+
+
+class Segmentation:
+    """Candidate digits of one image and the graph they form.
+
+    Attributes:
+        arrays: (K, 28, 28) float32, every candidate prepared with to_mnist.
+        boxes: list of K (left, top, right, bottom) boxes in original pixels.
+        edges: list of K (start, end) node pairs: candidate k covers the
+            primitives start..end-1 (left to right); nodes run 0..nodes-1.
+        nodes: number of graph nodes (primitives + 1).
+        sizes: (K, 2) float width and height of each candidate's ink.
+        line_height: height of the digits, same units as sizes.
+        cut_strokes: (nodes,) float, pen widths of ink cut at each node;
+            -1 where two separate pieces meet (no cut), and at both ends.
+    """
+
+    def __init__(self, arrays, boxes, edges, nodes, sizes, line_height, cut_strokes):
+        self.arrays = arrays
+        self.boxes = boxes
+        self.edges = edges
+        self.nodes = nodes
+        self.sizes = sizes
+        self.line_height = line_height
+        self.cut_strokes = cut_strokes
+
+
+# --------------------------------------------------------------------------
+# Tuned constants
+# --------------------------------------------------------------------------
+
+# The writing is analysed on a grid where the line of digits is about this
+# many cells tall: fine enough to cut between strokes, coarse enough that the
+# analysis costs the same for any image.
+_GRID_HEIGHT = 40
+
+# A connected piece narrower than this (x line height) is one digit (or a 1
+# and its neighbour's tip): it is not cut. Two touching MNIST digits are at
+# least ~0.8 line heights wide, a single digit is rarely wider than 0.9.
+_CUT_MIN_WIDTH = 0.8
+# Cuts are tried no closer than this to a piece's sides (x line height): a
+# narrow 1 is ~0.15 wide.
+_CUT_MARGIN = 0.12
+# A cut path may wander this far (x line height) from its starting column to
+# follow the gap between two strokes.
+_CUT_WANDER = 0.35
+# Cut paths start at the valleys of the profiles and every _CUT_PITCH line
+# heights between them.
+_CUT_PITCH = 0.1
+# At most this many cuts per line height of a piece's width, the cleanest
+# first, each at least _CUT_SPACING line heights from the others.
+_CUTS_PER_HEIGHT = 3
+_CUT_SPACING = 0.2
+
+# A candidate digit is at most this many primitives, and at most this wide
+# (x line height): MNIST's widest digits (a long-based 2) reach 1.5.
+_MAX_RUN = 3
+_MAX_WIDTH = 1.6
+# Separate digit-tall pieces are parts of one digit only when they overlap
+# sideways or come within this (x line height, a hair's breadth); a short
+# piece (a tail, a bar) joins a neighbour up to _MAX_INNER_GAP away.
+_TOUCH_GAP = 0.05
+_MAX_INNER_GAP = 0.3
+
+# MNIST training digits' width/height of the ink box (>0.3), 2nd and 98th
+# percentile per class (60,000 digits): a candidate outside this range for
+# the class it is read as is penalised with a log-normal falloff of
+# _ASPECT_SPREAD.
+_ASPECT_RANGE = np.array([
+    (0.60, 1.33), (0.20, 0.90), (0.60, 1.54), (0.50, 1.18), (0.50, 1.18),
+    (0.50, 1.67), (0.45, 1.11), (0.50, 1.18), (0.50, 1.11), (0.40, 1.00)])
+_ASPECT_SPREAD = 0.15
+# A digit is nearly as tall as the line: a candidate shorter than this share
+# of the line height (a 5's bar, a tail cut off) is penalised with a
+# log-normal falloff of _HEIGHT_SPREAD.
+_MIN_HEIGHT = 0.75
+_HEIGHT_SPREAD = 0.1
+# Every digit of a path multiplies its score by this: the prior odds of one
+# more digit, which keeps a digit and its fragments from both scoring.
+_LOG_PER_DIGIT = 0.0
+# A path through a cut in joined ink multiplies its score by exp(_LOG_CUT)
+# and by exp(_LOG_PER_STROKE) for each pen width of ink the cut crosses.
+_LOG_CUT = 0.0
+_LOG_PER_STROKE = -0.5
+# Weight of the network's "is a digit" score in a candidate's log score.
+_DIGITNESS_POWER = 1.0
+
+# Runner-up readings kept per graph node while decoding.
+_BEAM = 16
+
+
+# --------------------------------------------------------------------------
+# Over-segmentation
+# --------------------------------------------------------------------------
+
+def _reduce_max(mask, f):
+    """Boolean (h, w) -> cells of f x f that hold any set pixel."""
+    if f == 1:
+        return mask.copy()
+    on = Image.fromarray(mask.astype(np.float32), "F").reduce(f)
+    return np.asarray(on) > 0
+
+
+def _box(mask):
+    """(x0, y0, x1, y1) of a boolean mask, exclusive ends."""
+    r = np.flatnonzero(mask.any(axis=1))
+    c = np.flatnonzero(mask.any(axis=0))
+    return int(c[0]), int(r[0]), int(c[-1]) + 1, int(r[-1]) + 1
+
+
+def _line_height(on, f):
+    """Height of the digits in pixels, from the columns of the substantial pieces.
+
+    Pieces holding at least a fifth of the biggest one's ink are digits (or
+    runs of touching digits). Within a column, a digit's ink spans its
+    height at the sides of its loops and along its stems, less at its top
+    and bottom, and a column never spans two digits' different baselines as
+    a whole piece's box does: a high percentile of the column spans is the
+    digits' height.
+    """
+    cells = _reduce_max(on, f)
+    labels, n, (rows, starts, ends, comp) = imageprepare._label(cells)
+    mass = np.bincount(comp, weights=ends - starts, minlength=n)
+    top = np.full(n, np.inf)
+    bottom = np.zeros(n)
+    np.minimum.at(top, comp, rows)
+    np.maximum.at(bottom, comp, rows + 1)
+    left = np.full(n, np.inf)
+    right = np.zeros(n)
+    np.minimum.at(left, comp, starts)
+    np.maximum.at(right, comp, ends)
+    substantial = mass >= 0.2 * mass.max()
+    # Pieces no wider than a digit are digits: their median height is the
+    # line's, whatever the baselines.
+    single = substantial & (right - left <= 1.2 * (bottom - top))
+    if single.sum() >= 2:
+        return float(np.median((bottom - top)[single])) * f
+    big = imageprepare._cells_of(labels, substantial)
+    cols = big.any(axis=0)
+    h = big.shape[0]
+    top = big.argmax(axis=0)[cols]
+    bottom = h - big[::-1].argmax(axis=0)[cols]
+    # Otherwise (touching digits) the columns tell:
+    return float(np.percentile(bottom - top, 90)) * f
+
+
+def _cut_paths(sub, height):
+    """Candidate cut paths through one joined piece, left to right.
+
+    Starting columns are the minima of the ink profile and the valleys of
+    the upper and lower contour (where two digits meet); from each, the path
+    of least ink from top to bottom is found by dynamic programming, moving
+    at most one cell sideways per row and at most _CUT_WANDER line heights
+    from its start, so that it follows the gap between two strokes.
+
+    Args:
+        sub: (h, w) bool cells of the piece.
+        height: line height in cells.
+
+    Returns:
+        list of (h,) int arrays: per row, the first column right of the cut.
+    """
+    h, w = sub.shape
+    margin = max(1, int(round(_CUT_MARGIN * height)))
+    if w - 2 * margin < 1:
+        return []
+    profile = sub.sum(axis=0).astype(float)
+    smooth = np.convolve(np.pad(profile, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    any_ink = sub.any(axis=0)
+    top = np.where(any_ink, sub.argmax(axis=0), h).astype(float)
+    bottom = np.where(any_ink, h - sub[::-1].argmax(axis=0), 0).astype(float)
+    starts = set()
+    for signal in (smooth, -top, bottom):
+        s = np.pad(signal, 1, mode="edge")
+        local = (s[1:-1] <= s[:-2]) & (s[1:-1] <= s[2:])
+        starts.update(int(c) for c in np.flatnonzero(local) if margin <= c < w - margin)
+    # Between the valleys, starts at a regular pitch too: where two digits
+    # overlap, no valley marks the way between them.
+    starts.update(range(margin, w - margin, max(1, int(round(_CUT_PITCH * height)))))
+    if not starts:
+        return []
+    starts = np.array(sorted(starts))
+    n = len(starts)
+    r = max(1, int(round(_CUT_WANDER * height)))
+    offsets = np.arange(-r, r + 1)
+    cols = starts[:, None] + offsets[None, :]  # (n, 2r+1) columns each path may use
+    inside = (cols >= 1) & (cols < w)
+    colc = np.clip(cols, 0, w - 1)
+    # Crossing ink costs 1 a cell; straying from the start costs a little,
+    # so that among equally clean paths the straightest wins.
+    base = np.where(inside, 0.02 * np.abs(offsets)[None, :], np.inf)
+    ink = sub.astype(float)
+    padded = np.full((n, 2 * r + 3), np.inf)  # the cost row with an inf border
+    padded[:, 1:-1] = base + ink[0][colc]
+    back = np.zeros((h, n, 2 * r + 1), np.int8)
+    for y in range(1, h):
+        three = np.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]])
+        move = three.argmin(axis=0)
+        back[y] = move - 1
+        padded[:, 1:-1] = np.take_along_axis(three, move[None], 0)[0] + base + ink[y][colc]
+    cost = padded[:, 1:-1]
+    end = cost.argmin(axis=1)
+    total = cost[np.arange(len(starts)), end]
+    paths = np.zeros((len(starts), h), int)
+    k = end.copy()
+    for y in range(h - 1, -1, -1):
+        paths[:, y] = cols[np.arange(len(starts)), k]
+        k = k + back[y, np.arange(len(starts)), k]
+    # Nearly the same path from several starts: keep the cleanest; then the
+    # cleanest few, as many as the piece's width can hold digits for.
+    order = np.argsort(total + 1e-3 * np.abs(paths.mean(axis=1) - w / 2))
+    kept = []
+    for i in order:
+        # Cuts neither cross nor run close to one another: each pair leaves
+        # a primitive between them.
+        if all((paths[i] - paths[j]).min() * (paths[i] - paths[j]).max() > 0
+               and np.abs(paths[i] - paths[j]).mean() > _CUT_SPACING * height for j in kept):
+            kept.append(i)
+    kept = kept[:max(1, int(round(_CUTS_PER_HEIGHT * w / height)))]
+    return [paths[i] for i in sorted(kept, key=lambda i: paths[i].mean())]
+
+
+def _primitives(cells, height):
+    """Split the ink cells into primitive pieces.
+
+    Returns (bool cell masks, id of the joined piece each came from, ink
+    cells its left cut crossed (0 at a piece's own edge)).
+
+    Pieces a cell apart (a dotted or skipping pen) are one piece; a piece
+    wide enough to hold two digits is cut along its candidate cut paths.
+    Crumbs too small to be a digit's stroke join their nearest primitive.
+    """
+    grown = imageprepare._filter3(cells, np.maximum)
+    labels, n, _ = imageprepare._label(grown)
+    prims, blob, cut = [], [], []
+    for i in range(n):
+        piece = cells & (labels == i)
+        if not piece.any():
+            continue
+        x0, y0, x1, y1 = _box(piece)
+        if x1 - x0 < _CUT_MIN_WIDTH * height:
+            prims.append(piece)
+            blob.append(i)
+            cut.append(0.0)
+            continue
+        sub = piece[y0:y1, x0:x1]
+        paths = _cut_paths(sub, height)
+        cols = np.arange(x1 - x0)[None, :]
+        previous = np.zeros(y1 - y0, int)
+        bounds = []
+        for p in paths:
+            p = np.maximum(p, previous)  # cuts never cross
+            bounds.append(p)
+            previous = p
+        bounds.append(np.full(y1 - y0, x1 - x0))
+        previous = np.zeros(y1 - y0, int)
+        rows = np.arange(y1 - y0)
+        crossed = 0.0
+        for p in bounds:
+            part = sub & (cols >= previous[:, None]) & (cols < p[:, None])
+            previous = p
+            if part.sum() < 0.01 * height * height:
+                # A sliver between two near cuts: the next part starts at
+                # the harder of the two.
+                crossed = max(crossed, float(sub[rows, np.minimum(p, x1 - x0 - 1)].sum()))
+                continue
+            full = np.zeros_like(cells)
+            full[y0:y1, x0:x1] = part
+            prims.append(full)
+            blob.append(i)
+            cut.append(crossed)
+            crossed = float(sub[rows, np.minimum(p, x1 - x0 - 1)].sum())
+    # Crumbs join their nearest primitive (by box gap).
+    masses = np.array([p.sum() for p in prims], float)
+    boxes = [_box(p) for p in prims]
+    crumb = masses < 0.02 * height * height
+    if crumb.all():
+        return prims, blob, cut
+    keep = [i for i in range(len(prims)) if not crumb[i]]
+    for i in np.flatnonzero(crumb):
+        j = min(keep, key=lambda k: imageprepare._gap(boxes[i], boxes[k]))
+        prims[j] = prims[j] | prims[i]
+    return [prims[i] for i in keep], [blob[i] for i in keep], [cut[i] for i in keep]
+
+
+def _linked(a, b, joined, height):
+    """Can two neighbouring primitives (boxes a, b) be parts of one digit?
+
+    Yes when they were cut out of one joined piece, when they overlap or
+    touch sideways (the bar of a 5 over its body, the two strokes of an
+    open 4 or of a 0), or when one is much shorter than a digit and close
+    (a tail, a bar). Two digit-tall pieces side by side with paper between
+    them are two digits: the writer left the gap.
+    """
+    if joined:
+        return True
+    overlap = min(a[2], b[2]) - max(a[0], b[0])
+    if overlap > -_TOUCH_GAP * height:
+        return True
+    short = min(a[3] - a[1], b[3] - b[1]) < _MIN_HEIGHT * height
+    return short and imageprepare._gap(a, b) <= _MAX_INNER_GAP * height
+
+
+def _boxes_width(boxes):
+    """Width of the union of boxes (x0, y0, x1, y1)."""
+    return max(b[2] for b in boxes) - min(b[0] for b in boxes)
+
+
+def _stroke_cells(cells):
+    """Pen width in cells (2 x area / outline), at least 1."""
+    solid = np.pad(cells, 1)
+    outline = np.count_nonzero(np.diff(solid, axis=0)) + np.count_nonzero(np.diff(solid, axis=1))
+    return max(1.0, 2.0 * float(solid.sum()) / max(outline, 1))
+
+
+def _grid(ink, height):
+    """Analysis cells for the writing: (cell size f, bool cells)."""
+    f = max(1, int(round(height / _GRID_HEIGHT)))
+    return f, _reduce_max(ink > imageprepare._Pieces.THRESHOLD, f)
+
+
+def _candidate_ink(ink, f, member):
+    """The ink of a candidate's cells (plus their faint fringe), cropped; and its offset."""
+    x0, y0, x1, y1 = _box(member)
+    y1p, x1p = min(y1 * f, ink.shape[0]), min(x1 * f, ink.shape[1])
+    m = np.repeat(np.repeat(member[y0:y1, x0:x1], f, axis=0), f, axis=1)
+    crop = ink[y0 * f:y1p, x0 * f:x1p] * m[:y1p - y0 * f, :x1p - x0 * f]
+    return crop, (x0 * f, y0 * f)
+
+
+def _original_box(crop, offset, scale):
+    """Box of a crop's clear ink in the original image's pixels."""
+    on = crop > imageprepare._Pieces.THRESHOLD / 2
+    if not on.any():
+        on = crop > 0
+    x0, y0, x1, y1 = _box(on)
+    ox, oy = offset
+    sx, sy = scale
+    return (int(math.floor((x0 + ox) * sx)), int(math.floor((y0 + oy) * sy)),
+            int(math.ceil((x1 + ox) * sx)), int(math.ceil((y1 + oy) * sy)))
+
+
+def _ink_size(crop):
+    """(width, height) of a crop's clear ink, in its pixels."""
+    on = crop > imageprepare._Pieces.THRESHOLD
+    if not on.any():
+        return (0.0, 0.0)
+    x0, y0, x1, y1 = _box(on)
+    return (float(x1 - x0), float(y1 - y0))
+
+
+def _log_shape(sizes, line_height):
+    """(K, 10) log prior of each candidate's shape for each class it could be read as.
+
+    Its width is measured against its own height and, when it is taller
+    than the line (two digits on different baselines), against the line's;
+    a candidate much shorter than the line is a fragment.
+    """
+    w = np.maximum(sizes[:, :1], 1.0)
+    h = np.maximum(sizes[:, 1:], 1.0)
+    lo, hi = _ASPECT_RANGE[None, :, 0], _ASPECT_RANGE[None, :, 1]
+    out = np.maximum(0.0, np.maximum(np.log(w / np.minimum(h, line_height) / hi), np.log(lo * h / w)))
+    short = np.maximum(0.0, np.log(_MIN_HEIGHT * line_height / h))
+    return -0.5 * (out / _ASPECT_SPREAD) ** 2 - 0.5 * (short / _HEIGHT_SPREAD) ** 2
+
+
+def segment(source, single=False):
+    """Find the writing in an image and build its candidate digits (no network).
+
+    Args:
+        source: A path (str or os.PathLike) or a PIL.Image.Image.
+        single: Read all the ink as one digit (one candidate).
+
+    Returns:
+        Segmentation; its `arrays` go to the network in one call.
+
+    Raises:
+        ImageError: Unreadable file, or no digit found in it.
+    """
+    writing = imageprepare.find_writing(source)
+    ink, scale = writing.ink, writing.scale
+    if single:
+        crop, offset = ink, (0, 0)
+        box = _original_box(crop, offset, scale)
+        size = np.array([[box[2] - box[0], box[3] - box[1]]], float)
+        return Segmentation(imageprepare.to_mnist(ink)[None], [box], [(0, 1)], 2, size,
+                            float(size[0, 1]), np.full(2, -1.0))
+    on = ink > imageprepare._Pieces.THRESHOLD
+    height_px = _line_height(on, max(1, math.ceil(max(ink.shape) / 256)))
+    f, cells = _grid(ink, height_px)
+    height = height_px / f
+    prims, blob, crossed = _primitives(cells, height)
+    boxes = [_box(p) for p in prims]
+    order = sorted(range(len(prims)), key=lambda i: boxes[i][0] + boxes[i][2])
+    prims = [prims[i] for i in order]
+    boxes = [boxes[i] for i in order]
+    blob = [blob[i] for i in order]
+    crossed = [crossed[i] for i in order]
+    # A path that cuts joined ink pays for it, the more the more strokes
+    # the cut crosses: only the network's clear preference makes it cut.
+    stroke = _stroke_cells(cells)
+    cut_strokes = np.full(len(prims) + 1, -1.0)
+    for i in range(1, len(prims)):
+        if blob[i] == blob[i - 1]:
+            cut_strokes[i] = crossed[i] / stroke
+    runs = []
+    for i in range(len(prims)):
+        x0, x1 = boxes[i][0], boxes[i][2]
+        for j in range(i, min(i + _MAX_RUN, len(prims))):
+            if j > i and not _linked(boxes[j - 1], boxes[j], blob[j - 1] == blob[j], height):
+                break
+            x0, x1 = min(x0, boxes[j][0]), max(x1, boxes[j][2])
+            if j > i and x1 - x0 > _MAX_WIDTH * height:
+                break
+            runs.append((i, j + 1))
+    # A whole joined piece cut into more primitives than a run holds is
+    # still a candidate: one wide digit.
+    for b in set(blob):
+        at = [i for i in range(len(prims)) if blob[i] == b]
+        if (len(at) > _MAX_RUN and at[-1] - at[0] + 1 == len(at)
+                and _boxes_width(boxes[at[0]:at[-1] + 1]) <= _MAX_WIDTH * height):
+            runs.append((at[0], at[-1] + 1))
+    arrays, out_boxes, sizes = [], [], []
+    for i, j in runs:
+        member = np.zeros_like(cells)
+        for k in range(i, j):
+            member |= prims[k]
+        # The candidate's cells and their faint fringe, but not the ink
+        # cells of the rest.
+        grown = imageprepare._filter3(member, np.maximum) & ~(cells & ~member)
+        crop, offset = _candidate_ink(ink, f, grown)
+        arrays.append(imageprepare.to_mnist(crop))
+        out_boxes.append(_original_box(crop, offset, scale))
+        sizes.append(_ink_size(crop))
+    edges = runs
+    return Segmentation(np.array(arrays, np.float32).reshape(-1, 28, 28), out_boxes, edges,
+                        len(prims) + 1, np.array(sizes, float).reshape(-1, 2), height_px, cut_strokes)
+
+
+# --------------------------------------------------------------------------
+# Decoding: the best path through the segmentation graph
+# --------------------------------------------------------------------------
+
+def decode(seg, probs, digitness=None):
+    """Pick the best reading of a segmentation from its candidates' scores.
+
+    A candidate k read as class c scores probs[k, c] x its shape prior for c
+    x digitness[k] ** _DIGITNESS_POWER x the per-digit prior odds; a path's
+    score is the product over its candidates. The reading's probability is
+    its best path's score over the summed score of all paths and class
+    choices (the forward algorithm): the share of the graph's weight that
+    one segmentation and reading holds.
+
+    Args:
+        seg: Segmentation from segment().
+        probs: (K, 10) softmax of the network for seg.arrays.
+        digitness: (K,) in [0, 1], or None for all ones.
+
+    Returns:
+        Reading.
+    """
+    probs = np.asarray(probs, np.float64)
+    k = len(seg.edges)
+    digitness = np.ones(k) if digitness is None else np.asarray(digitness, np.float64)
+    starts = np.array([s for s, _ in seg.edges])
+    cut = seg.cut_strokes[starts]
+    log_cut = np.where(cut >= 0, _LOG_CUT + _LOG_PER_STROKE * cut, 0.0)
+    log_w = (_log_shape(seg.sizes, seg.line_height) + _LOG_PER_DIGIT + log_cut[:, None]
+             + _DIGITNESS_POWER * np.log(np.maximum(digitness, 1e-9))[:, None])
+    log_score = np.log(np.maximum(probs, 1e-12)) + log_w  # (K, 10)
+    out_of = [[] for _ in range(seg.nodes)]
+    for idx, (s, e) in enumerate(seg.edges):
+        out_of[s].append((idx, e))
+
+    # Forward: log of the summed score of all paths and classes to each node.
+    log_z = np.full(seg.nodes, -np.inf)
+    log_z[0] = 0.0
+    # Beam: per node, the best partial readings {number: (log score, candidates)}.
+    beams = [dict() for _ in range(seg.nodes)]
+    beams[0][""] = (0.0, ())
+    for node in range(seg.nodes):
+        if not np.isfinite(log_z[node]):
+            continue
+        here = sorted(beams[node].items(), key=lambda kv: -kv[1][0])[:_BEAM]
+        for idx, end in out_of[node]:
+            total = np.logaddexp.reduce(log_score[idx])
+            log_z[end] = np.logaddexp(log_z[end], log_z[node] + total)
+            top = np.argsort(-log_score[idx])[:3]
+            for number, (score, path) in here:
+                for c in top:
+                    key = number + str(int(c))
+                    new = score + log_score[idx, c]
+                    old = beams[end].get(key)
+                    # The same number by another path: the better path is
+                    # the reading. (Summing them instead favours numbers
+                    # with many ways to merge digits, as "87" for "847".)
+                    if old is None or new > old[0]:
+                        beams[end][key] = (new, path + (idx,))
+    final = sorted(beams[-1].items(), key=lambda kv: -kv[1][0])
+    number, (score, path) = final[0]
+    digits = [Digit(int(v), seg.arrays[i], tuple(seg.boxes[i]), probs[i].astype(np.float32),
+                    float(digitness[i])) for v, i in zip(number, path)]
+    norm = log_z[-1]
+    alternatives = [(n, float(np.exp(s - norm))) for n, (s, _) in final[1:6]]
+    return Reading(number, float(np.exp(score - norm)), digits, alternatives)
+
+
+def read(source, classify, single=False):
+    """Read the number in an image: segment, one classify call, decode.
+
+    Args:
+        source: A path (str or os.PathLike) or a PIL.Image.Image.
+        classify: function (K, 28, 28) float32 -> (probs (K, 10), digitness (K,)).
+        single: Read all the ink as one digit.
+
+    Returns:
+        Reading.
+
+    Raises:
+        ImageError: Unreadable file, or no digit found in it.
+    """
+    seg = segment(source, single=single)
+    probs, digitness = classify(seg.arrays)
+    return decode(seg, probs, digitness)
