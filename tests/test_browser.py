@@ -170,7 +170,7 @@ def test_an_unreadable_upload_says_what_went_wrong(page):
     page.set_input_files("#file", files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"}])
     error = page.locator("#error")
     expect()(error).to_be_visible(timeout=15_000)
-    expect()(error).to_contain_text("could not be read")
+    expect()(error).to_contain_text("Upload failed")
     expect()(error).to_contain_text("not an image")
     expect()(page.locator("#answer")).to_have_attribute("data-state", "error")
 
@@ -189,3 +189,9 @@ def test_a_piece_the_api_calls_no_digit_is_shown_as_not_a_digit(page):
     expect()(rejected).to_have_count(1)
     expect()(rejected).to_contain_text("not a digit")
     expect()(rejected).to_contain_text("looks most like 4")
+
+
+def test_a_file_over_the_upload_limit_is_refused_by_the_page(page):
+    big = b"\xff\xd8" + bytes(20 * 2 ** 20)  # a "JPEG" just over the server's 20 MB
+    page.set_input_files("#file", files=[{"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": big}])
+    expect()(page.locator("#error")).to_contain_text("the limit is 20 MB", timeout=15_000)
