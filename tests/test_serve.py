@@ -174,6 +174,13 @@ def test_an_oversized_chunked_body_is_refused_while_it_is_read(server):
     assert reply.startswith(b"HTTP/1.1 413 ") and "limit" in json_of(reply)["error"]
 
 
+@pytest.mark.parametrize("size_line", [b"-5", b"zz", b""], ids=["negative", "not-hex", "missing"])
+def test_a_malformed_chunked_body_is_a_400(server, size_line):
+    reply = raw_exchange(server, b"POST /api/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + size_line + b"\r\nabc")
+    assert reply.startswith(b"HTTP/1.1 400 ") and "malformed" in json_of(reply)["error"]
+
+
 def test_a_chunked_body_under_the_limit_is_read(server, mnist):
     body = mnist_png(mnist.test.images[0])
     status, _, rec = request(server, "POST", "/api/predict", body=iter([body[:100], body[100:]]))  # chunked
