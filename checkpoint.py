@@ -32,6 +32,7 @@ for, every model variable present, every value finite.
 """
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -80,15 +81,8 @@ def _tmp_pattern(base):
     return leftovers.pid_pattern(f"{base}.tmp-", r"(?P<what>\.index|\.data-\d{5}-of-\d{5}|\.commit|_temp)")
 
 
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
+def _fsync(path):
+    """Force a file's content, or a folder's entries (renames), to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -335,9 +329,9 @@ def _install(prefix, tmp, suffixes):
         match = shard.fullmatch(name)
         if match and match.group(1) not in suffixes:
             os.remove(os.path.join(directory, name))
-    _fsync_dir(directory)
+    _fsync(directory)
     os.remove(tmp + ".commit")
-    _fsync_dir(directory)
+    _fsync(directory)
 
 
 def _discard(tmp):
@@ -434,7 +428,7 @@ def save_checkpoint(model, prefix, extras=None):
                     raise CheckpointError(f"cannot write checkpoint {shown}: TensorFlow wrote {written}, "
                                           f"expected {sorted(EXPECTED)}")
                 for suffix in EXPECTED:
-                    _fsync_file(tmp + suffix)
+                    _fsync(tmp + suffix)
                 opened = _Opened({s: tmp + s for s in EXPECTED}, shown)
                 try:
                     if not _reads_whole(opened):
@@ -442,7 +436,7 @@ def save_checkpoint(model, prefix, extras=None):
                                               f"back — check the disk; the previous checkpoint is unchanged")
                 finally:
                     opened.close()
-                _fsync_dir(directory)
+                _fsync(directory)
                 check_interrupt()
                 # The commit: from here on the new checkpoint is the one on disk.
                 fd = os.open(tmp + ".commit", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -451,7 +445,7 @@ def save_checkpoint(model, prefix, extras=None):
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                _fsync_dir(directory)
+                _fsync(directory)
                 committed = True
                 _install(prefix, tmp, EXPECTED)
             except (tf.errors.OpError, OSError) as e:
@@ -474,7 +468,7 @@ def _why(error):
     """A disk-full or permission error in the user's words, anything else as its first line."""
     text = _first_line(error)
     if isinstance(error, tf.errors.ResourceExhaustedError) or "No space left" in text or \
-            getattr(error, "errno", None) == 28:
+            getattr(error, "errno", None) == errno.ENOSPC:
         return "no space left on the device — free some space and train again"
     return getattr(error, "strerror", None) or text
 

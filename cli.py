@@ -1,20 +1,24 @@
 """How every command of this project starts, talks and ends.
 
+    import cli  # standard library only: safe before the heavy imports
+
     if __name__ == "__main__":
-        import cli
-        cli.exit_on_ctrl_c()     # first thing, before TensorFlow's ≈ 2 s import
-    ...
+        cli.exit_on_ctrl_c()  # before TensorFlow's ≈ 2 s import
+    import predict            # … the heavy imports …
+
     if __name__ == "__main__":
         cli.run(main)
 
 A user's mistake is one line on stderr and a non-zero exit, never a traceback;
-Ctrl-C is one line saying what was (not) written, exit 130; a closed or full
-stdout (`| head`, `> /dev/full`, `>&-`) never stops the work. This module
-imports only the standard library, so it can run before anything heavy.
+Ctrl-C is one line saying what was (not) written, exit 130; output to a reader
+that went away (`| head`) ends quietly, to a full disk is one line; training
+prints through `Output`, so a closed or full stdout never stops it from saving.
+This module imports only the standard library.
 """
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -129,19 +133,27 @@ class Output:
             print(text, flush=True)
         except (OSError, ValueError):  # EPIPE, ENOSPC, EBADF; ValueError: stdout closed
             self.broken = True
-            # Point stdout at nothing, so the interpreter's final flush cannot fail either.
-            with contextlib.suppress(OSError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            _stdout_to_nowhere()
+
+
+def _number(text, convert, kind):
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+
+
+def _stdout_to_nowhere():
+    """Point fd 1 at /dev/null, so that no later write or final flush fails again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def positive_int(text):
     """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _number(text, int, "a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -149,10 +161,7 @@ def positive_int(text):
 
 def positive_float(text):
     """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text, float, "a number")
     if not (value > 0 and value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
@@ -160,10 +169,7 @@ def positive_float(text):
 
 def seed(text):
     """argparse type: a random seed, 0 .. 2**31 - 1 (it ends up in int32 stateless seeds)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _number(text, int, "a whole number")
     if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_LIMIT - 1}, got {value}")
     return value
@@ -191,6 +197,17 @@ def run(main, nothing_written="nothing was written"):
         code = INTERRUPTED
     except SystemExit as e:  # argparse: usage errors (2) and --help (0)
         code = e.code
+    except OSError as e:
+        # A write that nothing in main() expects to fail: stdout whose reader went away (`| head`),
+        # or a full disk (`> /dev/full`). Anything else is a bug and keeps its traceback.
+        if e.errno not in (errno.EPIPE, errno.ENOSPC):
+            raise
+        _stdout_to_nowhere()
+        if e.errno == errno.EPIPE:
+            code = 128 + signal.SIGPIPE  # quietly, as `yes | head -1` ends `yes`
+        else:
+            print(f"{prog}: error: cannot write: {e.strerror} — free some space", file=sys.stderr)
+            code = 1
     end_process(code)
 
 

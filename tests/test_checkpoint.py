@@ -55,7 +55,7 @@ def dead_pid():
 def slow_write(monkeypatch):
     """Makes every checkpoint write take `seconds` after its files are on disk; `started` is set then."""
     real_write = tf.train.Checkpoint.write
-    state = {"seconds": 1.0, "started": threading.Event()}
+    state = {"seconds": 0.5, "started": threading.Event()}
 
     def write(self, file_prefix, options=None):
         result = real_write(self, file_prefix)

@@ -113,3 +113,41 @@ def test_ctrl_c_while_the_process_ends_is_ignored(tmp_path):
             "cli.end_process(0)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def run_and_get_exit_code(main, monkeypatch):
+    codes = []
+    monkeypatch.setattr(cli, "end_process", codes.append)  # instead of os._exit
+    monkeypatch.setattr(cli, "_stdout_to_nowhere", lambda: None)  # leave pytest's capture alone
+    cli.run(main)
+    return codes[0]
+
+
+def test_output_to_a_reader_that_went_away_ends_quietly(monkeypatch, capsys):
+    def main():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert run_and_get_exit_code(main, monkeypatch) == 128 + signal.SIGPIPE
+    assert capsys.readouterr().err == ""
+
+
+def test_output_to_a_full_disk_is_one_line(monkeypatch, capsys):
+    def main():
+        raise OSError(28, "No space left on device")
+
+    assert run_and_get_exit_code(main, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(": error: cannot write: No space left on device — free some space\n")
+
+
+@pytest.mark.parametrize("error, line", [(cli.UserError("bad\nthing"), "error: bad?thing"),
+                                         (KeyboardInterrupt(), "interrupted — nothing was written"),
+                                         (cli.Interrupted("the checkpoint was written"),
+                                          "interrupted — the checkpoint was written")])
+def test_run_turns_errors_and_ctrl_c_into_one_line(monkeypatch, capsys, error, line):
+    def main():
+        raise error
+
+    code = run_and_get_exit_code(main, monkeypatch)
+    err = capsys.readouterr().err
+    assert code in (1, 130) and err.count("\n") == 1 and err.rstrip("\n").endswith(line)
