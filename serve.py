@@ -357,7 +357,7 @@ def run(classifier, host, port):
     try:
         server = Server(classifier, host, port)
     except (OSError, OverflowError) as e:  # OverflowError: a port outside 0–65535
-        raise cli.UserError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e} — "
+        raise cli.UserError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or str(e).rstrip('.')} — "
                                "choose another with --port (or --host)") from None
     with server:
         print(f"serving the draw-a-digit page on {server.url}  (API: POST {server.url}api/predict; "
