@@ -65,6 +65,18 @@ _WIDTH_MAX = 3.2
 _WIDTH_THIN_TARGET = 2.0
 _WIDTH_THICK_TARGET = 2.7
 
+# Polarity: when thin dark lines outweigh thin light lines this many times
+# (or the reverse) on a 128 px thumbnail, they are the ink.
+_LINES_RATIO = 1.5
+
+# A piece reaching the frame with strokes this many times as wide as the
+# writing's is background (a shadow, a table, a finger), not a digit.
+_SOLID_WIDTHS = 2.0
+
+# Dark regions this many stroke widths across (and wider) are background
+# in a photo: shadows, tables, hands.
+_WIDE_STROKES = 4
+
 # A piece is cut into two touching digits only when it is this many times as
 # wide as tall, and each side at least this share of its height.
 _SPLIT_WIDTH = 1.6
@@ -282,6 +294,38 @@ def _background(x, dense):
     return _resize(grid, (w, h), Image.Resampling.BILINEAR)
 
 
+def _wide_dark(x):
+    """Regions of the ink-positive image x far wider than a pen stroke (0 elsewhere).
+
+    A grey opening (erosion, then dilation) by a disc a few stroke widths
+    across: thin strokes vanish from it, a shadow or a table keeps its level
+    and its edge. The stroke width is the median length of the short runs
+    of clearly dark pixels along rows and columns. Computed on a copy shrunk
+    to about 256 px, then spread back bilinearly.
+    """
+    h, w = x.shape
+    d = max(1, math.ceil(max(h, w) / 256))
+    small = np.asarray(Image.fromarray(x, "F").reduce(d), np.float32) if d > 1 else x
+    on = small > float(np.percentile(small, 50)) + 0.5 * (float(small.max()) - float(np.percentile(small, 50)))
+    runs = []
+    for m in (on, on.T):
+        p = np.zeros((m.shape[0], m.shape[1] + 2), np.int8)
+        p[:, 1:-1] = m
+        dd = np.diff(p, axis=1)
+        runs.append(np.nonzero(dd == -1)[1] - np.nonzero(dd == 1)[1])
+    runs = np.concatenate(runs)
+    runs = runs[runs < 0.05 * max(small.shape)]
+    stroke = float(np.median(runs)) if runs.size else 2.0
+    radius = int(min(max(2, round(_WIDE_STROKES * stroke / 2)), 0.05 * max(small.shape)))
+    opened = _morph(_morph(small, radius, np.minimum), radius, np.maximum)
+    if d > 1:
+        # One more cell of dilation, so that spreading a sharp shadow edge
+        # back to full size never leaves its dark side under the surface
+        # (which would show as a thin line of "ink" along it).
+        opened = _resize(_morph(opened, 1, np.maximum), (w, h), Image.Resampling.BILINEAR)
+    return opened
+
+
 def _polarity(gray):
     """(light background?, fraction of the picture that is ink-like)."""
     h, w = gray.shape
@@ -290,6 +334,26 @@ def _polarity(gray):
         f = 128 / max(h, w)
         s = _resize(gray, (max(1, round(w * f)), max(1, round(h * f))),
                     Image.Resampling.BOX)
+    light, dense = _polarity_by_area(s)
+    if not light:
+        # Strokes are thin: thin dark lines on light paper (the black
+        # top-hat, closing minus picture) that clearly outweigh thin light
+        # lines (the white top-hat) are ink on paper, however much of the
+        # picture a shadow or dark corners cover. (Only this way round: a
+        # bold digit in a tight crop leaves thin light gaps between its
+        # strokes, and a drawing on black has no shadows.)
+        r = max(2, round(max(s.shape) / 40))
+        # How strongly lines stand out, not how many: noise and a soft
+        # shadow's rim add many faint values to both.
+        dark_lines = float(np.percentile(_morph(_morph(s, r, np.maximum), r, np.minimum) - s, 99))
+        light_lines = float(np.percentile(s - _morph(_morph(s, r, np.minimum), r, np.maximum), 99))
+        if dark_lines >= _LINES_RATIO * max(light_lines, 1e-6):
+            return True, 1.0 - dense
+    return light, dense
+
+
+def _polarity_by_area(s):
+    """(light background?, ink-like fraction) of a thumbnail, by area and border."""
     lo, hi = float(s.min()), float(s.max())
     mid = 0.5 * (lo + hi)
     light_fraction = float(np.mean(s > mid))
@@ -325,6 +389,13 @@ def _ink_from_gray(gray, alpha=None):
     x = x.astype(np.float32, copy=False)
 
     bg = _background(x, dense)
+    sample = x[::max(1, x.shape[0] // 64), ::max(1, x.shape[1] // 64)]
+    flat = np.count_nonzero(sample == np.median(sample)) > 0.5 * sample.size
+    if light and not flat:
+        # A photo: what the smooth surface cannot follow -- a shadow's
+        # edge, a dark table band, a hand -- is still far wider than the
+        # pen's strokes, so it is paper too.
+        bg = np.maximum(bg, _wide_dark(x))
     if light:
         # Paper brightness multiplies the ink's: divide it out, as a scanner's
         # shading correction does, so ink in a shadow is as dark as elsewhere.
@@ -586,6 +657,37 @@ def _gap(a, b):
     return max(a[0] - b[2], b[0] - a[2], a[1] - b[3], b[1] - a[3], 0)
 
 
+def _solid_at_frame(pieces, labels, stats):
+    """Pieces that reach the frame and are far thicker than the writing's strokes.
+
+    Handwriting is thin strokes of one pen; what is left of a shadow, a
+    table, a finger or the sheet's edge where it reaches into the picture
+    is solid. The writing's pen width is the (ink-weighted) median width,
+    2 x area / outline, of the pieces that stay inside the frame.
+    """
+    n = len(stats)
+    out = np.zeros(n, bool)
+    gh, gw = pieces.shape
+    at_frame = ((stats[:, 0] <= 0) | (stats[:, 1] <= 0) | (stats[:, 2] >= gw) | (stats[:, 3] >= gh))
+    if not at_frame.any() or at_frame.all():
+        return out
+    on = labels >= 0
+    area = np.bincount(labels[on], minlength=n).astype(float)
+    outline = np.zeros(n)
+    for a, b in ((labels[:-1], labels[1:]), (labels[:, :-1], labels[:, 1:])):
+        change = a != b
+        for side in (a, b):
+            hit = change & (side >= 0)
+            outline += np.bincount(side[hit], minlength=n)
+    # (The frame cuts a piece off, it is not its outline.)
+    width = 2.0 * area / np.maximum(outline, 1.0)
+    inner = ~at_frame
+    order = np.argsort(width[inner])
+    cum = np.cumsum(stats[inner, 4][order])
+    pen = float(width[inner][order][np.searchsorted(cum, 0.5 * cum[-1])])
+    return at_frame & (width > _SOLID_WIDTHS * max(pen, 1.0))
+
+
 def _clean(pieces):
     """Drop specks and paper edges; returns (labels, stats, keep bool array).
 
@@ -601,6 +703,7 @@ def _clean(pieces):
     edge = _edges(pieces, labels, stats)
     if edge.any() and not edge.all():
         keep &= ~(edge & _writing_inside(pieces, stats, ~edge, edge))
+    keep &= ~_solid_at_frame(pieces, labels, stats)
 
     mass = stats[:, 4]
     top = mass[keep].max()

@@ -103,6 +103,9 @@ _CUT_PITCH = 0.1
 # first, each at least _CUT_SPACING line heights from the others.
 _CUTS_PER_HEIGHT = 3
 _CUT_SPACING = 0.2
+# and never more than this many in one piece (eight joined digits' worth),
+# which bounds the candidates of a long stroke or an underline.
+_MAX_CUTS = 24
 
 # A candidate digit is at most this many primitives, and at most this wide
 # (x line height): MNIST's widest digits (a long-based 2) reach 1.5.
@@ -136,6 +139,12 @@ _LOG_CUT = 0.0
 _LOG_PER_STROKE = -0.5
 # Weight of the network's "is a digit" score in a candidate's log score.
 _DIGITNESS_POWER = 1.0
+
+# A writing at least this many times as long as wide has a line of digits;
+# its slant is corrected when beyond _SLANT_MIN degrees (up to _SLANT_MAX).
+_SLANT_ELONGATION = 2.0
+_SLANT_MIN = 4.0
+_SLANT_MAX = 50.0
 
 # Runner-up readings kept per graph node while decoding.
 _BEAM = 16
@@ -268,7 +277,7 @@ def _cut_paths(sub, height):
         if all((paths[i] - paths[j]).min() * (paths[i] - paths[j]).max() > 0
                and np.abs(paths[i] - paths[j]).mean() > _CUT_SPACING * height for j in kept):
             kept.append(i)
-    kept = kept[:max(1, int(round(_CUTS_PER_HEIGHT * w / height)))]
+    kept = kept[:min(_MAX_CUTS, max(1, int(round(_CUTS_PER_HEIGHT * w / height))))]
     return [paths[i] for i in sorted(kept, key=lambda i: paths[i].mean())]
 
 
@@ -380,16 +389,61 @@ def _candidate_ink(ink, f, member):
     return crop, (x0 * f, y0 * f)
 
 
-def _original_box(crop, offset, scale):
-    """Box of a crop's clear ink in the original image's pixels."""
+def _original_box(crop, offset, scale, turn=None):
+    """Box of a crop's clear ink in the original image's pixels.
+
+    turn: None, or (radians, centre of the decoded ink, centre of the
+    straightened ink) when the writing was rotated by that angle
+    (counter-clockwise as shown) to straighten it; the box is then the
+    bounding box of the crop's ink turned back.
+    """
     on = crop > imageprepare._Pieces.THRESHOLD / 2
     if not on.any():
         on = crop > 0
     x0, y0, x1, y1 = _box(on)
     ox, oy = offset
+    xs = np.array([x0, x1, x1, x0], float) + ox
+    ys = np.array([y0, y0, y1, y1], float) + oy
+    if turn is not None:
+        if on.sum() <= 4096:
+            # The ink's own pixels turned back, not the corners of its box,
+            # which would make the box too big.
+            yy, xx = np.nonzero(on)
+            xs, ys = np.concatenate([xx, xx + 1]) + ox, np.concatenate([yy, yy + 1]) + oy
+        a, (cx, cy), (rx, ry) = turn
+        dx, dy = xs - rx, ys - ry
+        # Turning back is a counter-clockwise turn as shown (y runs down).
+        xs = cx + math.cos(a) * dx + math.sin(a) * dy
+        ys = cy - math.sin(a) * dx + math.cos(a) * dy
     sx, sy = scale
-    return (int(math.floor((x0 + ox) * sx)), int(math.floor((y0 + oy) * sy)),
-            int(math.ceil((x1 + ox) * sx)), int(math.ceil((y1 + oy) * sy)))
+    return (int(math.floor(xs.min() * sx)), int(math.floor(ys.min() * sy)),
+            int(math.ceil(xs.max() * sx)), int(math.ceil(ys.max() * sy)))
+
+
+def _line_angle(ink):
+    """Angle (degrees, counter-clockwise as shown) of the line the writing runs along, or 0.
+
+    The principal axis of the ink's mass: for a number it runs along the
+    line of digits, whatever each digit's own slant. Only a clearly
+    elongated writing (at least _SLANT_ELONGATION times as long as it is
+    wide) has a line to speak of, and only a slant beyond _SLANT_MIN
+    degrees is corrected.
+    """
+    step = max(1, int(max(ink.shape) // 256))
+    small = ink[::step, ::step]
+    ys, xs = np.nonzero(small > imageprepare._Pieces.THRESHOLD)
+    if xs.size < 10:
+        return 0.0
+    w = small[ys, xs]
+    mx, my = np.average(xs, weights=w), np.average(ys, weights=w)
+    cov = np.cov(np.stack([xs - mx, ys - my]), aweights=w)
+    values, vectors = np.linalg.eigh(cov)
+    if values[1] < _SLANT_ELONGATION ** 2 * max(values[0], 1e-9):
+        return 0.0
+    vx, vy = vectors[:, 1]
+    angle = math.degrees(math.atan2(-vy, vx))
+    angle = (angle + 90.0) % 180.0 - 90.0  # the line's direction, not its sense
+    return angle if _SLANT_MIN < abs(angle) <= _SLANT_MAX else 0.0
 
 
 def _ink_size(crop):
@@ -431,6 +485,14 @@ def segment(source, single=False):
     """
     writing = imageprepare.find_writing(source)
     ink, scale = writing.ink, writing.scale
+    turn = None
+    angle = 0.0 if single else _line_angle(ink)
+    if angle:
+        # Straighten the line of digits before cutting it into digits.
+        turned = np.asarray(Image.fromarray(ink, "F").rotate(-angle, Image.Resampling.BILINEAR, expand=True))
+        turn = (math.radians(angle), ((ink.shape[1]) / 2, (ink.shape[0]) / 2),
+                ((turned.shape[1]) / 2, (turned.shape[0]) / 2))
+        ink = np.clip(turned, 0.0, 1.0)
     if single:
         crop, offset = ink, (0, 0)
         box = _original_box(crop, offset, scale)
@@ -482,7 +544,7 @@ def segment(source, single=False):
         grown = imageprepare._filter3(member, np.maximum) & ~(cells & ~member)
         crop, offset = _candidate_ink(ink, f, grown)
         arrays.append(imageprepare.to_mnist(crop))
-        out_boxes.append(_original_box(crop, offset, scale))
+        out_boxes.append(_original_box(crop, offset, scale, turn))
         sizes.append(_ink_size(crop))
     edges = runs
     return Segmentation(np.array(arrays, np.float32).reshape(-1, 28, 28), out_boxes, edges,

@@ -33,12 +33,12 @@ KINDS = ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black", "
 
 def classifier(checkpoint):
     """The restored DeepCNN as readnumber's classify: arrays -> (probs, digitness of ones)."""
-    import common  # noqa: PLC0415 (TensorFlow only when measuring)
+    from checkpoint import restore_checkpoint  # noqa: PLC0415 (TensorFlow only when measuring)
     from create_model_2 import DeepCNN  # noqa: PLC0415
-    from common import tf  # noqa: PLC0415
+    from quiet_tensorflow import tf  # noqa: PLC0415
 
     model = DeepCNN()
-    common.restore_checkpoint(model, checkpoint)
+    restore_checkpoint(model, checkpoint)
 
     def classify(arrays):
         batch = np.asarray(arrays, np.float32).reshape(-1, 784)
@@ -81,6 +81,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--field", help="folder of real number images named LABEL_... (default: none)")
     p.add_argument("--singles", help="folder of real single-digit images named LABEL_... (default: none)")
+    p.add_argument("--digits", type=int, default=0,
+                   help="also read this many single MNIST digits per kind as user files (default: %(default)s)")
     p.add_argument("--show", action="store_true", help="print every misread (default: off)")
     args = p.parse_args(argv)
 
@@ -119,6 +121,22 @@ def main(argv=None):
                   f"{1000 * seconds / len(items):.1f} ms/number", flush=True)
             if args.show:
                 print("   ", " ".join(f"{a}->{b}" for a, b in wrong[:40]))
+    for kind in args.kinds.split(",") if args.digits else []:
+        rng = np.random.default_rng(args.seed)
+        right = 0
+        for i in range(args.digits):
+            if kind == "styles":
+                d = int(rng.integers(10))
+                ink, label = us.draw_digit(d, rng, height=int(rng.integers(60, 300))), d
+                data, _ = us.make(ink, str(rng.choice(["plain", "photo", "white_on_black"])), rng)
+            else:
+                ink, label = us.from_mnist(arrays[i], int(rng.integers(60, 300))), int(labels[i])
+                data, _ = us.make(ink, kind, rng)
+            try:
+                right += readnumber.read(us.open_image(data), classify, single=True).number == str(label)
+            except readnumber.ImageError:
+                pass
+        print(f"single digits {kind}: {right}/{args.digits} {right / args.digits:.3f}", flush=True)
     for folder in filter(None, [args.field, args.singles]):
         files = sorted(f for f in glob.glob(os.path.join(folder, "*_*.*")) if not f.endswith(".tsv"))
         items = [(os.path.basename(f).split("_")[0], f) for f in files]

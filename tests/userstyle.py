@@ -392,16 +392,25 @@ def kind_white_on_black(ink, rng):
     return _save(_to_l(with_margin(ink, rng)), "PNG"), ".png"
 
 
-def kind_photo(ink, rng, pencil=None, edge=None):
+def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, slant=False):
     """A phone photo of paper: tinted paper, uneven light, grey ink, noise, JPEG.
 
     Slightly rotated, blurred, with a lighting gradient and vignette; the pen
     may be a grey pencil; sometimes the table shows past the paper's edge.
+
+    Args:
+        colour: red, blue or green ink on white or grey paper under a warm lamp.
+        shadow: a large dark shadow (the phone's, a hand's) or a dark table
+            band reaching into the frame, and a strong vignette.
+        slant: the writing line rises (or falls) by 20-40 degrees.
     """
     pencil = rng.random() < 0.5 if pencil is None else pencil
     edge = rng.random() < 0.4 if edge is None else edge
     a = with_margin(ink, rng, (0.3, 0.7))
-    img = Image.fromarray(a, "F").rotate(rng.uniform(-7, 7), Image.Resampling.BILINEAR, expand=True)
+    angle = rng.uniform(-7, 7)
+    if slant:
+        angle = rng.uniform(20, 40) * rng.choice([-1, 1])
+    img = Image.fromarray(a, "F").rotate(angle, Image.Resampling.BILINEAR, expand=True)
     a = np.clip(np.asarray(img, np.float32), 0, 1)
     scale = rng.uniform(500, 900) / max(a.shape)
     a = _resize(a, (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale))))
@@ -409,11 +418,25 @@ def kind_photo(ink, rng, pencil=None, edge=None):
     paper = np.array([rng.uniform(0.8, 0.95), rng.uniform(0.78, 0.93), rng.uniform(0.7, 0.88)])
     ink_rgb = (np.full(3, rng.uniform(0.35, 0.55)) if pencil
                else np.array([rng.uniform(0.05, 0.2), rng.uniform(0.05, 0.2), rng.uniform(0.1, 0.45)]))
+    if colour:
+        paper = np.full(3, rng.uniform(0.7, 0.97)) * np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 0.95)])
+        ink_rgb = [np.array([0.85, 0.15, 0.15]), np.array([0.15, 0.25, 0.75]),
+                   np.array([0.1, 0.55, 0.25])][int(rng.integers(3))] * rng.uniform(0.8, 1.1)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     direction = rng.uniform(0, 2 * np.pi)
     light = 1 - rng.uniform(0.15, 0.35) * (np.cos(direction) * xx + np.sin(direction) * yy)
-    light *= 1 - rng.uniform(0.1, 0.3) * ((xx - 0.5 * w / max(h, w)) ** 2 + (yy - 0.5 * h / max(h, w)) ** 2)
-    rgb = (paper + (ink_rgb - paper) * a[..., None]) * light[..., None]
+    vignette = rng.uniform(1.0, 2.0) if shadow else rng.uniform(0.1, 0.3)
+    light *= 1 - vignette * ((xx - 0.5 * w / max(h, w)) ** 2 + (yy - 0.5 * h / max(h, w)) ** 2)
+    if shadow:
+        # A soft-edged dark region from one border: a shadow over a third of
+        # the picture, or a dark table band.
+        side = rng.integers(4)
+        coord = [xx, yy, 1 - xx * max(h, w) / w, 1 - yy * max(h, w) / h][side]
+        other = [yy, xx, yy, xx][side]
+        reach = rng.uniform(0.1, 0.3) + rng.uniform(-0.1, 0.1) * other
+        dark = 1 / (1 + np.exp((coord - reach) / rng.uniform(0.005, 0.03)))
+        light *= 1 - rng.uniform(0.5, 0.85) * dark
+    rgb = (paper + (ink_rgb - paper) * a[..., None]) * np.clip(light, 0.05, 1)[..., None]
     if edge:
         side = rng.integers(4)
         depth = rng.uniform(0.04, 0.12)
@@ -426,6 +449,21 @@ def kind_photo(ink, rng, pencil=None, edge=None):
     img = Image.fromarray(np.uint8(np.clip(rgb, 0, 1) * 255 + 0.5), "RGB")
     img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2)))
     return _save(img, "JPEG", quality=int(rng.integers(60, 88))), ".jpg"
+
+
+def kind_photo_colour(ink, rng):
+    """A photo of red, blue or green ink on white or grey paper under a warm lamp."""
+    return kind_photo(ink, rng, pencil=False, colour=True)
+
+
+def kind_photo_shadow(ink, rng):
+    """A photo with a dark shadow or table reaching into the frame and dark corners."""
+    return kind_photo(ink, rng, shadow=True)
+
+
+def kind_photo_slant(ink, rng):
+    """A photo of writing whose line rises or falls by 20-40 degrees."""
+    return kind_photo(ink, rng, slant=True)
 
 
 def kind_scan(ink, rng):
@@ -533,6 +571,9 @@ KINDS = {
     "transparent_p": kind_transparent_p,
     "white_on_black": kind_white_on_black,
     "photo": kind_photo,
+    "photo_colour": kind_photo_colour,
+    "photo_shadow": kind_photo_shadow,
+    "photo_slant": kind_photo_slant,
     "scan": kind_scan,
     "thin_pen": kind_thin_pen,
     "thick_marker": kind_thick_marker,
