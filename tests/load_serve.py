@@ -141,10 +141,8 @@ def measure(checkpoint, bodies, *, clients=8, per_client=50, script="predict_2.p
         wall = time.perf_counter() - began
     finally:
         proc.terminate()  # not Ctrl-C: a process started in the background may ignore SIGINT
-        try:
-            _, _, usage = os.wait4(proc.pid, 0)
-        except ChildProcessError:
-            usage = None
+        _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS, as tests/benchmark.py's run()
+        proc.returncode = os.waitstatus_to_exitcode(status)
         proc.stdout.close()
     ms = sorted(x * 1000 for x in latencies)
     figures = {
@@ -153,7 +151,7 @@ def measure(checkpoint, bodies, *, clients=8, per_client=50, script="predict_2.p
         "serve_p50_ms": statistics.median(ms),
         "serve_p99_ms": ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))],
         "serve_requests_per_second": len(ms) / wall,
-        "serve_peak_rss_mb": usage.ru_maxrss * 1024 / 1e6 if usage else float("nan"),
+        "serve_peak_rss_mb": usage.ru_maxrss * 1024 / 1e6,
     }
     if failures:
         print(f"# serve: {len(failures)} requests failed, first: {failures[:3]}", flush=True)
