@@ -3,39 +3,56 @@
 No browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`, which
 .ci/run does) and fails, not skips, without it, so a missing install step turns CI red. The page
 may reach nothing but the test's own server: any other request fails the test.
+
+    python tests/test_browser.py model2.ckpt images/page.png    # the README's screenshot
 """
 
+import argparse
+import io
 import json
+import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from PIL import Image
 
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # the `browser` fixture then fails every test with the line that installs it
+    expect = sync_playwright = None
+
 pytest_plugins = ["serve_fixtures"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-IMAGES = Path(__file__).resolve().parent.parent / "images"
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "images"
 PAD = (480, 320)  # the pad canvas's own pixels (page.html), which the strokes below are drawn in
 
 # Digits as pen strokes in pad pixels, drawn the way a person draws them.
 SEVEN = [[(190, 80), (290, 80), (220, 260)]]
 TWO = [[(200, 110), (225, 80), (265, 78), (290, 105), (280, 150), (200, 250), (305, 250)]]
 ONE_TO_THE_RIGHT = [[(390, 80), (390, 260)]]
+TWENTY_SEVEN = [[(70, 110), (95, 80), (135, 78), (160, 105), (150, 150), (70, 250), (175, 250)],
+                [(250, 85), (360, 80), (290, 260)], [(265, 170), (345, 170)]]  # the README's screenshot
+
+
+def launch(playwright):
+    """Debian's chromium, headless, with nothing of its own going to the network."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: PLC0415
-    except ImportError:
+    if sync_playwright is None:
         pytest.fail("needs Playwright: pip install -r requirements-test.txt")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"needs Debian's chromium at {CHROMIUM}: apt-get install chromium (see .ci/run)")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = launch(playwright)
         yield launched
         launched.close()
 
@@ -68,12 +85,6 @@ def page(browser, server):
     assert outside == [] and errors == []
 
 
-def expect():
-    from playwright.sync_api import expect as playwright_expect  # noqa: PLC0415
-
-    return playwright_expect
-
-
 def pad_to_screen(page, x, y):
     box = page.locator("#pad").bounding_box()
     return box["x"] + x * box["width"] / PAD[0], box["y"] + y * box["height"] / PAD[1]
@@ -103,17 +114,17 @@ def draw_with_finger(page, strokes):
 
 def answer_is(page, text):
     answer = page.locator("#answer")
-    expect()(answer).to_have_attribute("data-state", "done", timeout=15_000)
-    expect()(answer).to_have_text(text, timeout=15_000)
+    expect(answer).to_have_attribute("data-state", "done", timeout=15_000)
+    expect(answer).to_have_text(text, timeout=15_000)
 
 
 def test_a_digit_drawn_with_the_mouse_is_read_with_its_bars_and_input(page, tmp_path):
     draw_with_mouse(page, SEVEN)
     answer_is(page, "7")
     card = page.locator(".digit")
-    expect()(card).to_have_count(1)
-    expect()(card.locator(".bars li")).to_have_count(10)
-    expect()(card.locator(".bars li.top")).to_contain_text("7")
+    expect(card).to_have_count(1)
+    expect(card.locator(".bars li")).to_have_count(10)
+    expect(card.locator(".bars li.top")).to_contain_text("7")
     assert card.locator("canvas").evaluate("c => [c.width, c.height]") == [28, 28]
     shot = tmp_path / "page.png"
     page.screenshot(path=str(shot))
@@ -124,12 +135,12 @@ def test_a_digit_drawn_with_the_mouse_is_read_with_its_bars_and_input(page, tmp_
 def test_undo_and_clear_change_the_answer(page):
     draw_with_mouse(page, SEVEN + ONE_TO_THE_RIGHT)
     answer_is(page, "71")
-    expect()(page.locator(".digit")).to_have_count(2)
+    expect(page.locator(".digit")).to_have_count(2)
     page.click("#undo")
     answer_is(page, "7")
     page.click("#clear")
-    expect()(page.locator("#answer")).to_have_attribute("data-state", "idle")
-    expect()(page.locator(".digit")).to_have_count(0)
+    expect(page.locator("#answer")).to_have_attribute("data-state", "idle")
+    expect(page.locator(".digit")).to_have_count(0)
 
 
 def test_a_finger_draws_on_a_phone_screen_and_the_page_fits_it(browser, server):
@@ -157,22 +168,22 @@ def test_a_dropped_number_is_read_digit_by_digit(page, server):
                       t.items.add(new File([new Uint8Array(bytes)], "number.jpg", {type: "image/jpeg"}));
                       return t; }""", list(data))
     page.dispatch_event("body", "drop", {"dataTransfer": transfer})
-    expect()(page.locator("#answer")).to_have_attribute("data-state", "done", timeout=15_000)
+    expect(page.locator("#answer")).to_have_attribute("data-state", "done", timeout=15_000)
     api = json.loads(page.evaluate(
         "async bytes => JSON.stringify(await (await fetch('/api/predict', {method: 'POST', "
         "body: new Uint8Array(bytes)})).json())", list(data)))
-    expect()(page.locator("#answer")).to_have_text(api["number"])
-    expect()(page.locator(".digit")).to_have_count(len(api["digits"]))
+    expect(page.locator("#answer")).to_have_text(api["number"])
+    expect(page.locator(".digit")).to_have_count(len(api["digits"]))
     assert len(api["digits"]) == 4
 
 
 def test_an_unreadable_upload_says_what_went_wrong(page):
     page.set_input_files("#file", files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"}])
     error = page.locator("#error")
-    expect()(error).to_be_visible(timeout=15_000)
-    expect()(error).to_contain_text("Upload failed")
-    expect()(error).to_contain_text("not an image")
-    expect()(page.locator("#answer")).to_have_attribute("data-state", "error")
+    expect(error).to_be_visible(timeout=15_000)
+    expect(error).to_contain_text("Upload failed")
+    expect(error).to_contain_text("not an image")
+    expect(page.locator("#answer")).to_have_attribute("data-state", "error")
 
 
 def test_a_piece_the_api_calls_no_digit_is_shown_as_not_a_digit(page):
@@ -186,9 +197,9 @@ def test_a_piece_the_api_calls_no_digit_is_shown_as_not_a_digit(page):
     draw_with_mouse(page, SEVEN)
     answer_is(page, "2?")
     rejected = page.locator(".digit.rejected")
-    expect()(rejected).to_have_count(1)
-    expect()(rejected).to_contain_text("not a digit")
-    expect()(rejected).to_contain_text("looks most like 4")
+    expect(rejected).to_have_count(1)
+    expect(rejected).to_contain_text("not a digit")
+    expect(rejected).to_contain_text("looks most like 4")
 
 
 def test_a_file_over_the_upload_limit_is_refused_by_the_page(page, server):
@@ -198,4 +209,37 @@ def test_a_file_over_the_upload_limit_is_refused_by_the_page(page, server):
     page.goto(server.url)
     big = b"\xff\xd8" + bytes(3 * 2 ** 19)  # a "JPEG" of 1.5 MB
     page.set_input_files("#file", files=[{"name": "huge.jpg", "mimeType": "image/jpeg", "buffer": big}])
-    expect()(page.locator("#error")).to_contain_text("1.5 MB; the limit is 1 MB", timeout=15_000)
+    expect(page.locator("#error")).to_contain_text("1.5 MB; the limit is 1 MB", timeout=15_000)
+
+
+def main(argv=None):
+    """Write the README's screenshot: 27 drawn with the mouse, read by the model at CHECKPOINT."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("checkpoint", help="model-2 checkpoint prefix, e.g. model2.ckpt (no default)")
+    parser.add_argument("out", help="the PNG to write, e.g. images/page.png (no default)")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import checkpoint  # noqa: PLC0415  (the project, found from ROOT when run as a script)
+    import predict  # noqa: PLC0415
+    import serve  # noqa: PLC0415
+    from create_model_2 import DeepCNN  # noqa: PLC0415
+
+    model = DeepCNN()
+    checkpoint.restore_checkpoint(model, args.checkpoint)
+    with serve.Server(predict.Classifier(model), "127.0.0.1", 0) as server, sync_playwright() as playwright:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        launched = launch(playwright)
+        page = launched.new_page(viewport={"width": 1000, "height": 640})
+        page.goto(server.url)
+        draw_with_mouse(page, TWENTY_SEVEN)
+        expect(page.locator("#answer")).to_have_attribute("data-state", "done")
+        png = page.screenshot()
+        launched.close()
+        server.shutdown()
+    # 64 colours are plenty for flat page colours and keep the README's copy near 20 KB.
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(64, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
