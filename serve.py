@@ -238,7 +238,8 @@ class Handler(BaseHTTPRequestHandler):
         except (TimeoutError, ConnectionError):
             self.close_connection = True  # the client stalled or left: nobody to answer
         except Exception:  # a bug must cost one request, never the server
-            self.log_error("%s", traceback.format_exc())
+            self.log_error("internal error on %s %s:", method, self.path[:100])
+            traceback.print_exc()  # whole, on stderr (log_error would fold it into one escaped line)
             self.close_connection = True
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error while reading the image"})
 

@@ -143,6 +143,15 @@ def test_undo_and_clear_change_the_answer(page):
     expect(page.locator(".digit")).to_have_count(0)
 
 
+def test_ctrl_z_undoes_and_escape_clears(page):
+    draw_with_mouse(page, SEVEN + ONE_TO_THE_RIGHT)
+    answer_is(page, "71")
+    page.keyboard.press("Control+z")
+    answer_is(page, "7")
+    page.keyboard.press("Escape")
+    expect(page.locator("#answer")).to_have_attribute("data-state", "idle")
+
+
 def test_a_finger_draws_on_a_phone_screen_and_the_page_fits_it(browser, server):
     page, outside, errors = open_page(browser, server, viewport={"width": 390, "height": 844},
                                       has_touch=True, is_mobile=True, device_scale_factor=2)
