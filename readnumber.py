@@ -45,8 +45,8 @@ Reading.__doc__ = """The best reading of an image.
 
 number: str, the digits left to right.
 probability: float, the share of the whole segmentation graph's weight
-    that its best path holds: low when another cut (or another digit) is
-    nearly as good, e.g. "219" against "2019".
+    held by the paths that spell `number`: low when another cut (or another
+    digit) is nearly as good, e.g. "219" against "2019".
 digits: list of Digit, left to right.
 alternatives: list of (number, probability) runner-up readings, best first.
 """
@@ -80,6 +80,9 @@ class Segmentation:
 # --------------------------------------------------------------------------
 # Tuned constants
 # --------------------------------------------------------------------------
+
+# A cell of the analysis grid is ink when any pixel in it is above this.
+_CELL_INK = 0.05
 
 # The writing is analysed on a grid where the line of digits is about this
 # many cells tall: fine enough to cut between strokes, coarse enough that the
@@ -142,8 +145,11 @@ _DIGITNESS_POWER = 1.0
 
 # A writing at least this many times as long as wide has a line of digits;
 # its slant is corrected when beyond _SLANT_MIN degrees (up to _SLANT_MAX).
+# Digits on a level line but with uneven baselines (generated numbers,
+# baseline spread 0.12 of a digit's height) measure up to about 5 degrees.
 _SLANT_ELONGATION = 2.0
-_SLANT_MIN = 4.0
+_SLANT_WIDE = 0.9
+_SLANT_MIN = 6.0
 _SLANT_MAX = 50.0
 
 # Runner-up readings kept per graph node while decoding.
@@ -317,14 +323,13 @@ def _primitives(cells, height):
         previous = np.zeros(y1 - y0, int)
         rows = np.arange(y1 - y0)
         crossed = 0.0
-        for p in bounds:
+        for n, p in enumerate(bounds):
             part = sub & (cols >= previous[:, None]) & (cols < p[:, None])
-            previous = p
-            if part.sum() < 0.01 * height * height:
-                # A sliver between two near cuts: the next part starts at
-                # the harder of the two.
-                crossed = max(crossed, float(sub[rows, np.minimum(p, x1 - x0 - 1)].sum()))
+            if part.sum() < 0.01 * height * height and n < len(bounds) - 1:
+                # A sliver between two near cuts: that cut is dropped, the
+                # sliver belongs to the next part.
                 continue
+            previous = p
             full = np.zeros_like(cells)
             full[y0:y1, x0:x1] = part
             prims.append(full)
@@ -362,11 +367,6 @@ def _linked(a, b, joined, height):
     return short and imageprepare._gap(a, b) <= _MAX_INNER_GAP * height
 
 
-def _boxes_width(boxes):
-    """Width of the union of boxes (x0, y0, x1, y1)."""
-    return max(b[2] for b in boxes) - min(b[0] for b in boxes)
-
-
 def _stroke_cells(cells):
     """Pen width in cells (2 x area / outline), at least 1."""
     solid = np.pad(cells, 1)
@@ -375,9 +375,14 @@ def _stroke_cells(cells):
 
 
 def _grid(ink, height):
-    """Analysis cells for the writing: (cell size f, bool cells)."""
+    """Analysis cells for the writing: (cell size f, bool cells).
+
+    A cell holding any ink at all is set: find_writing has already cleared
+    everything but the writing, and a 1-px pen line shrunk into a cell is
+    faint.
+    """
     f = max(1, int(round(height / _GRID_HEIGHT)))
-    return f, _reduce_max(ink > imageprepare._Pieces.THRESHOLD, f)
+    return f, _reduce_max(ink > _CELL_INK, f)
 
 
 def _candidate_ink(ink, f, member):
@@ -432,7 +437,9 @@ def _line_angle(ink):
     step = max(1, int(max(ink.shape) // 256))
     small = ink[::step, ::step]
     ys, xs = np.nonzero(small > imageprepare._Pieces.THRESHOLD)
-    if xs.size < 10:
+    if xs.size < 10 or np.ptp(xs) < _SLANT_WIDE * np.ptp(ys):
+        # A line of digits is wider than tall even at 40 degrees; a single
+        # slanted 1 or 7, drawn with a thin pen, is long and narrow too.
         return 0.0
     w = small[ys, xs]
     mx, my = np.average(xs, weights=w), np.average(ys, weights=w)
@@ -520,20 +527,22 @@ def segment(source, single=False):
     runs = []
     for i in range(len(prims)):
         x0, x1 = boxes[i][0], boxes[i][2]
-        for j in range(i, min(i + _MAX_RUN, len(prims))):
+        longest = None
+        for j in range(i, len(prims)):
             if j > i and not _linked(boxes[j - 1], boxes[j], blob[j - 1] == blob[j], height):
                 break
             x0, x1 = min(x0, boxes[j][0]), max(x1, boxes[j][2])
             if j > i and x1 - x0 > _MAX_WIDTH * height:
                 break
-            runs.append((i, j + 1))
-    # A whole joined piece cut into more primitives than a run holds is
-    # still a candidate: one wide digit.
-    for b in set(blob):
-        at = [i for i in range(len(prims)) if blob[i] == b]
-        if (len(at) > _MAX_RUN and at[-1] - at[0] + 1 == len(at)
-                and _boxes_width(boxes[at[0]:at[-1] + 1]) <= _MAX_WIDTH * height):
-            runs.append((at[0], at[-1] + 1))
+            if j < i + _MAX_RUN:
+                runs.append((i, j + 1))
+            else:
+                longest = (i, j + 1)
+        # A digit cut (or broken) into more primitives than a run holds is
+        # still a candidate as a whole: the longest linked run that is no
+        # wider than a digit.
+        if longest:
+            runs.append(longest)
     arrays, out_boxes, sizes = [], [], []
     for i, j in runs:
         member = np.zeros_like(cells)
@@ -561,9 +570,9 @@ def decode(seg, probs, digitness=None):
     A candidate k read as class c scores probs[k, c] x its shape prior for c
     x digitness[k] ** _DIGITNESS_POWER x the per-digit prior odds; a path's
     score is the product over its candidates. The reading's probability is
-    its best path's score over the summed score of all paths and class
-    choices (the forward algorithm): the share of the graph's weight that
-    one segmentation and reading holds.
+    the summed score of the paths that spell its number over the summed
+    score of all paths and class choices (the forward algorithm). The
+    number itself is the one whose best single path scores highest.
 
     Args:
         seg: Segmentation from segment().
@@ -591,7 +600,7 @@ def decode(seg, probs, digitness=None):
     log_z[0] = 0.0
     # Beam: per node, the best partial readings {number: (log score, candidates)}.
     beams = [dict() for _ in range(seg.nodes)]
-    beams[0][""] = (0.0, ())
+    beams[0][""] = (0.0, 0.0, ())
     for node in range(seg.nodes):
         if not np.isfinite(log_z[node]):
             continue
@@ -600,23 +609,29 @@ def decode(seg, probs, digitness=None):
             total = np.logaddexp.reduce(log_score[idx])
             log_z[end] = np.logaddexp(log_z[end], log_z[node] + total)
             top = np.argsort(-log_score[idx])[:3]
-            for number, (score, path) in here:
+            for number, (best, summed, path) in here:
                 for c in top:
                     key = number + str(int(c))
-                    new = score + log_score[idx, c]
+                    new = best + log_score[idx, c]
+                    new_sum = summed + log_score[idx, c]
                     old = beams[end].get(key)
-                    # The same number by another path: the better path is
-                    # the reading. (Summing them instead favours numbers
-                    # with many ways to merge digits, as "87" for "847".)
-                    if old is None or new > old[0]:
-                        beams[end][key] = (new, path + (idx,))
+                    if old is None:
+                        beams[end][key] = (new, new_sum, path + (idx,))
+                    else:
+                        # The same number by another path: the better path
+                        # is the reading (ranking by the sum instead favours
+                        # numbers with many ways to merge digits, as "87"
+                        # for "847"), and both count for its probability.
+                        beams[end][key] = (max(new, old[0]), np.logaddexp(old[1], new_sum),
+                                           path + (idx,) if new > old[0] else old[2])
     final = sorted(beams[-1].items(), key=lambda kv: -kv[1][0])
-    number, (score, path) = final[0]
+    number, (_, summed, path) = final[0]
     digits = [Digit(int(v), seg.arrays[i], tuple(seg.boxes[i]), probs[i].astype(np.float32),
                     float(digitness[i])) for v, i in zip(number, path)]
     norm = log_z[-1]
-    alternatives = [(n, float(np.exp(s - norm))) for n, (s, _) in final[1:6]]
-    return Reading(number, float(np.exp(score - norm)), digits, alternatives)
+    runners = sorted(final[1:], key=lambda kv: -kv[1][1])[:5]
+    alternatives = [(n, float(np.exp(t - norm))) for n, (_, t, _) in runners]
+    return Reading(number, float(np.exp(summed - norm)), digits, alternatives)
 
 
 def read(source, classify, single=False):

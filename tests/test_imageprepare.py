@@ -13,10 +13,10 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import imageprepare
-from imageprepare import Digit, ImageError, load_ink, prepare, split_digits, to_mnist
+from imageprepare import ImageError, find_writing, load_ink, prepare, to_mnist
 
 import userstyle as us
 
@@ -247,7 +247,7 @@ def test_blank_image_is_an_error_not_a_guess(name, img, tmp_path):
     with pytest.raises(ImageError, match=f"no digit found in .*{name}.png"):
         prepare(path)
     with pytest.raises(ImageError, match="no digit found"):
-        split_digits(path)
+        find_writing(path)
 
 
 # --------------------------------------------------------------------------
@@ -335,7 +335,7 @@ def test_unreadable_file_is_an_image_error_naming_the_file(name, content, tmp_pa
     with pytest.raises(ImageError, match=f"cannot read .*{name}: not an image Pillow can open"):
         prepare(path)
     with pytest.raises(ImageError, match=name):
-        split_digits(str(path))
+        find_writing(str(path))
 
 
 def test_missing_file_and_folder_are_image_errors(tmp_path):
@@ -367,145 +367,6 @@ def test_image_just_over_the_pillow_limit_is_refused_too(tmp_path, monkeypatch, 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", int(w * h / 1.5))
     with pytest.raises(ImageError, match="big.png.*too large"):
         prepare(path)
-
-
-# --------------------------------------------------------------------------
-# Numbers: split_digits
-# --------------------------------------------------------------------------
-
-def number_image(inks, seed, margin=30, **compose):
-    rng = np.random.default_rng(seed)
-    ink, boxes = us.compose_number(inks, rng, **compose)
-    img = gray_file(ink, margin)
-    return img, [(l + margin, t + margin, r + margin, b + margin) for l, t, r, b in boxes]
-
-
-def iou(a, b):
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_split_digits_finds_each_digit_of_a_number_in_order_with_its_box(seed, mnist_digits):
-    arrays, labels = mnist_digits
-    rng = np.random.default_rng(seed)
-    n = 2 + seed % 5
-    idx = rng.choice(len(arrays), n, replace=False)
-    img, boxes = number_image([us.from_mnist(arrays[i], 100) for i in idx], seed)
-    digits = split_digits(img)
-    assert len(digits) == n
-    assert all(isinstance(d, Digit) and d.array.shape == (28, 28) for d in digits)
-    for d, box, i in zip(digits, boxes, idx):
-        assert iou(d.box, box) > 0.6
-        assert corr(d.array, to_mnist(us.from_mnist(arrays[i], 100))) > 0.85
-
-
-def test_split_digits_boxes_are_in_original_pixels_of_a_shrunk_upright_image(seven):
-    page = np.zeros((2400, 3200), np.float32)
-    big = us._resize(seven, (seven.shape[1] * 2, seven.shape[0] * 2))
-    page[1000:1000 + big.shape[0], 2000:2000 + big.shape[1]] = big
-    img = Image.fromarray(np.uint8(255 - 255 * page), "L")
-    (d,) = split_digits(img)
-    truth = (2000, 1000, 2000 + big.shape[1], 1000 + big.shape[0])
-    assert all(abs(a - b) <= 8 for a, b in zip(d.box, truth))
-
-    # The same page photographed sideways: boxes are in the upright picture.
-    stored = img.transpose(Image.Transpose.ROTATE_270)  # tag 8: shown turned back by 90 degrees
-    exif = Image.Exif()
-    exif[0x0112] = 8
-    buf = io.BytesIO()
-    stored.save(buf, "JPEG", exif=exif.tobytes())
-    (d,) = split_digits(Image.open(io.BytesIO(buf.getvalue())))
-    assert all(abs(a - b) <= 10 for a, b in zip(d.box, truth))
-
-
-def test_numbers_with_uneven_gaps_sizes_and_baselines(mnist_digits):
-    arrays, _ = mnist_digits
-    img, boxes = number_image([us.from_mnist(arrays[i], 100) for i in range(10, 15)], 3,
-                              gap=(0.15, 0.9), size_jitter=0.25, baseline_jitter=0.2)
-    digits = split_digits(img)
-    assert [iou(d.box, b) > 0.6 for d, b in zip(digits, boxes)] == [True] * 5
-
-
-def test_two_digits_touching_through_one_thin_stroke_are_split():
-    a, b = drawn(0, "oval", seed=2, width=10), drawn(3, "round", seed=2, width=10)
-    h = max(a.shape[0], b.shape[0])
-    a = np.pad(a, ((0, h - a.shape[0]), (0, 0)))
-    b = np.pad(b, ((0, h - b.shape[0]), (0, 0)))
-    ink = np.concatenate([a, np.zeros((h, 20), np.float32), b], axis=1)
-    ink[h // 2 - 3:h // 2 + 3, a.shape[1] - 5:a.shape[1] + 25] = 1  # a thin joining stroke
-    digits = split_digits(gray_file(ink))
-    assert len(digits) == 2
-    assert digits[0].box[2] <= digits[1].box[0] + 5
-
-
-@pytest.mark.parametrize("digit,style,seed", [(2, "swan", 5), (5, "bar", 0), (5, "bar", 1), (5, "bar", 5)])
-def test_a_wide_digit_with_a_long_flourish_is_not_cut_in_two(digit, style, seed):
-    # Over 1.6 times as wide as tall, and one column meets only the flourish:
-    # what lies beyond it is loose ends, not a digit of its own.
-    ink = drawn(digit, style, seed=seed, width=8)
-    h, w = ink.shape
-    img = Image.fromarray(np.uint8(np.pad(ink, ((0, 0), (0, int(1.1 * h)))) * 255))
-    draw = ImageDraw.Draw(img)
-    if digit == 2:  # the base runs on and rises
-        draw.line([(w - 10, h - 5), (w + 0.6 * h, 0.95 * h - 5), (w + h, 0.55 * h - 5)], fill=255, width=8)
-    else:  # the top bar reaches far out
-        draw.line([(w - 10, 4), (w + h, 0.05 * h)], fill=255, width=8)
-    ink = np.asarray(img, np.float32) / 255
-    for kind in ("plain", "thin_pen", "thick_marker"):
-        assert len(split_digits(user_file(ink, kind, seed=seed))) == 1, kind
-
-
-@pytest.mark.parametrize("case", ["five_detached_bar", "four_open_top", "seven_crossbar",
-                                  "broken_strokes", "dotted_faint_pen", "lifted_pen_one"])
-def test_a_single_digit_with_broken_strokes_stays_one_digit(case):
-    rng = np.random.default_rng(4)
-    if case == "five_detached_bar":
-        ink = drawn(5, "detached_bar", seed=4)
-    elif case == "four_open_top":
-        ink = drawn(4, "open", seed=4)
-    elif case == "seven_crossbar":
-        ink = drawn(7, "crossbar", seed=4)
-    elif case == "broken_strokes":
-        ink = us.break_strokes(drawn(8, "snowman", seed=4), rng, gaps=3)
-    elif case == "dotted_faint_pen":
-        ink = us.dotted(drawn(2, "swan", seed=4, width=14), rng)
-    else:
-        ink = drawn(1, "stick", seed=4, width=12)
-        ink[ink.shape[0] // 2 - 6:ink.shape[0] // 2 + 6] = 0
-    for kind in ("plain", "photo", "thin_pen" if case != "dotted_faint_pen" else "scan"):
-        assert len(split_digits(user_file(ink, kind))) == 1, kind
-
-
-@pytest.mark.parametrize("kind", ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black",
-                                  "photo", "scan", "thin_pen", "thick_marker", "exif_jpeg"])
-def test_single_digits_come_out_of_split_digits_as_exactly_one_digit(kind, mnist_digits):
-    arrays, _ = mnist_digits
-    for i in range(0, 40, 4):
-        img = user_file(us.from_mnist(arrays[i], 150), kind, seed=i)
-        digits = split_digits(img)
-        assert len(digits) == 1
-        np.testing.assert_array_equal(digits[0].array, prepare(img))
-
-
-def test_single_true_gives_one_digit_for_a_whole_number(mnist_digits):
-    arrays, _ = mnist_digits
-    img, _ = number_image([us.from_mnist(arrays[i], 100) for i in range(3)], 0)
-    (d,) = split_digits(img, single=True)
-    np.testing.assert_array_equal(d.array, prepare(img))
-
-
-def test_sample_images_read_as_their_file_names_say_how_many_digits():
-    folder = os.path.join(os.path.dirname(__file__), os.pardir, "images")
-    names = sorted(n for n in os.listdir(folder) if n[0].isdigit())
-    assert len(names) >= 8
-    for name in names:
-        label = name.split("_")[0]
-        path = os.path.join(folder, name)
-        assert len(split_digits(path)) == len(label), name
-        assert os.path.getsize(path) < 100_000
 
 
 # --------------------------------------------------------------------------
@@ -550,37 +411,3 @@ def test_digits_in_other_handwriting_styles_are_read(model2):
                 arrays.append(prepare(gray_file(drawn(d, style, seed=seed))))
                 labels.append(d)
     assert (model2(arrays) == np.array(labels)).mean() >= 0.97
-
-
-@pytest.mark.slow
-def test_whole_numbers_are_read_exactly(model2, mnist):
-    arrays, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
-    raw = model2(arrays[:2000])
-    good = np.flatnonzero(raw == labels[:2000])  # digits the network itself reads right
-    rng = np.random.default_rng(7)
-    right = 0
-    for j in range(60):
-        idx = rng.choice(good, int(rng.integers(2, 7)), replace=False)
-        data, _, _ = us.make_number([us.from_mnist(arrays[i], 100) for i in idx],
-                                    ["plain", "photo", "transparent_rgba", "white_on_black"][j % 4], rng)
-        digits = split_digits(us.open_image(data))
-        right += "".join(map(str, model2([d.array for d in digits]))) == "".join(map(str, labels[idx]))
-    assert right / 60 >= 0.93
-
-
-@pytest.mark.slow
-def test_fat_marker_numbers_are_read_by_the_fast_model(fast_model2, mnist):
-    # A marker as fat as a quarter of the digit's height closes gaps (a 5 becomes a 3); --fast
-    # trains on such pens too. These 200 numbers: 0.92–0.96 over seeds 0–3 (without the pens
-    # 0.895–0.935).
-    read = digit_reader(fast_model2[0])
-    arrays, labels = mnist.test.images.reshape(-1, 28, 28), mnist.test.labels
-    good = np.flatnonzero(read(arrays[:3000]) == labels[:3000])
-    rng = np.random.default_rng(11)
-    right = 0
-    for _ in range(200):
-        idx = rng.choice(good, int(rng.integers(2, 7)), replace=False)
-        data, _, _ = us.make_number([us.from_mnist(arrays[i], 100) for i in idx], "thick_marker", rng)
-        digits = split_digits(us.open_image(data))
-        right += "".join(map(str, read([d.array for d in digits]))) == "".join(map(str, labels[idx]))
-    assert right / 200 >= 0.90
