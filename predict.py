@@ -3,6 +3,8 @@
 Both scripts differ only in the model they restore, which they import from
 their create script; everything else (reading images, batching, output) is here.
 `read_images` and `record` are also what the web server answers with.
+Reading a number (where to cut it) is readnumber.py's job; this file only
+batches the network calls and formats the answers.
 """
 
 import argparse
@@ -14,9 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import common
+import checkpoint
+import cli
 import imageprepare
-from common import tf
+import notadigit
+import readnumber
+from quiet_tensorflow import tf
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 BATCH = 256  # images per network call: large enough to amortise the call, small enough for memory
@@ -35,6 +40,9 @@ def build_parser(prog, checkpoint, create_script):
                    help="one JSON object per line and image instead of text")
     p.add_argument("--single", action="store_true",
                    help="read each image as one digit, even if it looks like several")
+    p.add_argument("--accept-all", action="store_true",
+                   help="never answer \"not a digit\": give the network's best digit for any ink "
+                        "(default: refuse what looks like no digit)")
     p.add_argument("--save-prepared", metavar="DIR",
                    help="write the 28×28 input the network saw for each digit (and a 10× enlargement) into DIR")
     return p
@@ -56,10 +64,12 @@ class Classifier:
 
     Args:
         model: the restored tf.Module (N×784 → N×10 logits).
+        digit_score: its notadigit.DigitScore, or None for a checkpoint saved
+            without one (then every input counts as a digit).
     """
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, digit_score=None):
+        self.model, self.digit_score = model, digit_score
 
     def __call__(self, arrays):
         """Classify K prepared inputs in batches of BATCH.
@@ -68,29 +78,38 @@ class Classifier:
             arrays: (K, 28, 28) float32, ink = 1.
 
         Returns:
-            (probs, digitness): (K, 10) float32 softmax and (K,) float32 in [0, 1],
+            (probs, digitness): (K, 10) float32 softmax and (K,) float32 in (0, 1],
             how much each input looks like a digit (below 0.5: not a digit).
         """
         arrays = np.asarray(arrays, np.float32).reshape(-1, 784)
-        probs = [tf.nn.softmax(self.model(tf.constant(arrays[s:s + BATCH]))).numpy()
-                 for s in range(0, len(arrays), BATCH)]
-        probs = np.concatenate(probs) if probs else np.zeros((0, 10), np.float32)
-        return probs, np.ones(len(probs), np.float32)
+        logits = [self.model(tf.constant(arrays[s:s + BATCH])).numpy() for s in range(0, len(arrays), BATCH)]
+        logits = np.concatenate(logits) if logits else np.zeros((0, 10), np.float32)
+        probs = tf.nn.softmax(logits).numpy()
+        if self.digit_score is None:
+            return probs, np.ones(len(probs), np.float32)
+        return probs, self.digit_score.digitness(logits)
 
 
-class _Digit:
-    """One digit of a reading: its input, box, ten probabilities and digitness."""
+def load_classifier(model_class, prefix, create_script, warn):
+    """Restore a model and its "not a digit" threshold from checkpoint `prefix`.
 
-    def __init__(self, array, box, probs, digitness):
-        self.array, self.box, self.probs, self.digitness = array, box, probs, float(digitness)
+    Args:
+        model_class: the model's tf.Module class.
+        prefix: the checkpoint prefix.
+        create_script: the script that trains it, named when the checkpoint is missing.
+        warn: called with one line when the checkpoint has no threshold (it still predicts).
 
-
-class _Reading:
-    def __init__(self, digits):
-        self.digits = digits
-        self.number = "".join(str(int(d.probs.argmax())) for d in digits)
-        self.probability = min(float(d.probs.max()) for d in digits)
-        self.alternatives = []
+    Returns:
+        Classifier.
+    """
+    model, score = model_class(), notadigit.DigitScore()
+    found = checkpoint.restore_checkpoint(model, prefix, train_hint=f"python {create_script}",
+                                          optional={score.NAME: score})
+    if score.NAME not in found:
+        warn(f"{cli.one_line(prefix)} has no \"not a digit\" threshold (trained before it existed), so no "
+             f"image is refused — retrain with {create_script} to get refusals")
+        score = None
+    return Classifier(model, score)
 
 
 def read_images(sources, classify, *, single=False):
@@ -102,26 +121,26 @@ def read_images(sources, classify, *, single=False):
         single: read each image as one digit.
 
     Returns:
-        One entry per source, in order: a reading (`.number`, `.probability`,
-        `.alternatives`, `.digits` with `.array`, `.box`, `.probs`, `.digitness`)
-        or the imageprepare.ImageError that explains why it could not be read.
+        One entry per source, in order: a readnumber.Reading or the
+        imageprepare.ImageError that explains why it could not be read.
     """
-    found = []
+    segs = []
     for source in sources:
         try:
-            found.append(imageprepare.split_digits(source, single=single))
+            segs.append(readnumber.segment(source, single=single))
         except imageprepare.ImageError as e:
-            found.append(e)
-    arrays = [d.array for item in found if not isinstance(item, Exception) for d in item]
-    probs, digitness = classify(np.asarray(arrays, np.float32).reshape(-1, 28, 28))
+            segs.append(e)
+    found = [seg for seg in segs if not isinstance(seg, Exception)]
+    probs, digitness = classify(np.concatenate([seg.arrays for seg in found]) if found
+                                else np.zeros((0, 28, 28), np.float32))
     out, offset = [], 0
-    for item in found:
-        if isinstance(item, Exception):
-            out.append(item)
+    for seg in segs:
+        if isinstance(seg, Exception):
+            out.append(seg)
             continue
-        digits = [_Digit(d.array, d.box, probs[offset + i], digitness[offset + i]) for i, d in enumerate(item)]
-        offset += len(item)
-        out.append(_Reading(digits))
+        end = offset + len(seg.arrays)
+        out.append(readnumber.decode(seg, probs[offset:end], digitness[offset:end]))
+        offset = end
     return out
 
 
@@ -135,37 +154,55 @@ def save_prepared(directory, stem, arrays):
             image.save(os.path.join(directory, f"{name}.png"))
             image.resize((280, 280), Image.Resampling.NEAREST).save(os.path.join(directory, f"{name}_x10.png"))
     except OSError as e:
-        raise common.UserError(f"cannot write to --save-prepared folder {directory}: {e.strerror or e}") from None
+        raise cli.UserError(f"cannot write to --save-prepared folder {directory}: {e.strerror or e}") from None
 
 
-def record(name, reading):
+def record(name, reading, accept_all=False):
     """The JSON record of one image (what --json prints and the web API returns).
 
     Args:
         name: the image's name as the user gave it.
         reading: an entry of `read_images`.
+        accept_all: never refuse a digit as "not a digit".
 
     Returns:
-        A dict: `number`, `probability` (confidence of the whole reading),
-        `digits` (each with `digit`, `probability`, `probabilities`, `box`) and,
-        for a single digit, `digit` and `top`; `{"image", "error"}` for an error.
+        A dict: `number` ("?" where a piece is no digit), `probability`
+        (confidence of the whole reading), `digits` (each with `digit` — None
+        when refused, then `rejected`, `guess` and `score` —, `probability`,
+        `probabilities`, `box`) and, for a single digit, the same keys at the
+        top with `top`; `{"image", "error"}` for an error.
     """
     if isinstance(reading, Exception):
         return {"image": name, "error": str(reading)}
+    digits = []
+    for d in reading.digits:
+        best = d.value
+        entry = {"digit": best, "probability": round(float(d.probs[best]), 4),
+                 "probabilities": [round(float(p), 4) for p in d.probs], "box": [int(v) for v in d.box]}
+        if d.digitness < 0.5 and not accept_all:
+            entry.update(digit=None, rejected=True, guess=best, score=round(float(d.digitness), 4))
+        digits.append(entry)
     out = {"image": name}
-    if len(reading.digits) == 1:
+    if len(digits) == 1:
+        (only,) = digits
         probs = reading.digits[0].probs
-        best = int(probs.argmax())
-        out.update(digit=best, probability=round(float(probs[best]), 4),
+        out.update({k: only[k] for k in ("digit", "rejected", "guess", "score") if k in only})
+        out.update(probability=only["probability"],
                    top=[[int(d), round(float(probs[d]), 4)] for d in np.argsort(-probs)[:3]])
     else:
         out["probability"] = round(float(reading.probability), 4)
-    out["number"] = reading.number
-    out["digits"] = [
-        {"digit": int(d.probs.argmax()), "probability": round(float(d.probs.max()), 4),
-         "probabilities": [round(float(p), 4) for p in d.probs], "box": [int(v) for v in d.box]}
-        for d in reading.digits]
+    out["number"] = "".join("?" if d["digit"] is None else str(d["digit"]) for d in digits)
+    out["digits"] = digits
+    if reading.alternatives:
+        out["alternatives"] = [[text, round(float(p), 4)] for text, p in reading.alternatives]
     return out
+
+
+def _text(rec):
+    """The text answer for a record: the number, or "? (not a digit)" for one refused digit."""
+    if rec["number"] == "?":
+        return "? (not a digit)"
+    return f"{rec['number']} ({rec['probability'] * 100:.1f}%)"
 
 
 def main(argv=None, *, prog, model_class, checkpoint, create_script):
@@ -190,12 +227,12 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
         parser.error("no image files found in " + ", ".join(args.images))
     single_answer = len(args.images) == 1 and not os.path.isdir(args.images[0]) and not args.json
 
-    model = model_class()
-    common.restore_checkpoint(model, args.checkpoint, train_hint=f"python {create_script}")
+    classify = load_classifier(model_class, args.checkpoint, create_script,
+                               warn=lambda line: print(f"{prog}: note: {line}", file=sys.stderr, flush=True))
 
     failures = 0
-    for path, reading in zip(paths, read_images(paths, Classifier(model), single=args.single)):
-        rec = record(path, reading)
+    for path, reading in zip(paths, read_images(paths, classify, single=args.single)):
+        rec = record(path, reading, accept_all=args.accept_all)
         if "error" in rec:
             failures += 1
             if args.json:
@@ -210,5 +247,5 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
         elif single_answer:
             print(rec["number"])
         else:
-            print(f"{path}: {rec['number']} ({rec['probability'] * 100:.1f}%)", flush=True)
+            print(f"{path}: {_text(rec)}", flush=True)
     return 1 if failures else 0
