@@ -924,3 +924,299 @@ def prepare(source):
         ImageError: Unreadable file, or no digit found in it.
     """
     return to_mnist(find_writing(source).ink)
+
+
+# --------------------------------------------------------------------------
+# TRANSITIONAL (issue 10): predict.py still calls split_digits until the lead
+# switches it to readnumber.read; then everything below this line goes.
+# --------------------------------------------------------------------------
+
+Digit = namedtuple("Digit", "array box")
+Digit.__doc__ = """One digit found in an image.
+
+array: (28, 28) float32 MNIST-style array (ink = 1).
+box: (left, top, right, bottom) of the digit's ink in the pixel coordinates of
+    the original image as it is displayed (after EXIF orientation); right and
+    bottom are exclusive.
+"""
+
+# A piece is cut into two touching digits only when it is this many times as
+# wide as tall, and each side at least this share of its height.
+_SPLIT_WIDTH = 1.6
+_SPLIT_PART_HEIGHT = 0.6
+# Pieces a hair apart are taken apart again as two digits when together they
+# are this many times as wide as tall.
+_DISSOLVE_WIDTH = 0.9
+
+def _digit(ink, scale, pieces, cells):
+    """Prepare the ink under a boolean cell mask; returns a Digit."""
+    f = pieces.f
+    rows = np.flatnonzero(cells.any(axis=1))
+    cols = np.flatnonzero(cells.any(axis=0))
+    cy0, cy1, cx0, cx1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    y0, x0 = cy0 * f, cx0 * f
+    y1, x1 = min(cy1 * f, ink.shape[0]), min(cx1 * f, ink.shape[1])
+    member = np.repeat(np.repeat(cells[cy0:cy1, cx0:cx1], f, axis=0), f, axis=1)
+    crop = ink[y0:y1, x0:x1] * member[:y1 - y0, :x1 - x0]
+    # The box is where the ink itself is, in the original image's pixels.
+    on = crop > _Pieces.THRESHOLD / 2
+    r = np.flatnonzero(on.any(axis=1))
+    c = np.flatnonzero(on.any(axis=0))
+    if r.size:
+        y0, y1 = y0 + r[0], y0 + r[-1] + 1
+        x0, x1 = x0 + c[0], x0 + c[-1] + 1
+    sx, sy = scale
+    box = (int(math.floor(x0 * sx)), int(math.floor(y0 * sy)),
+           int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy)))
+    return Digit(to_mnist(crop), box)
+
+
+def _box(cells):
+    """(x0, y0, x1, y1) of a boolean cell mask, exclusive ends."""
+    r = np.flatnonzero(cells.any(axis=1))
+    c = np.flatnonzero(cells.any(axis=0))
+    return (int(c[0]), int(r[0]), int(c[-1]) + 1, int(r[-1]) + 1)
+
+
+def _groups(pieces, labels, keep):
+    """Group the kept ink cells into digits, left to right; boolean cell masks.
+
+    Bits a hair apart are joined first (a dotted or skipping pen), unless
+    they are two digit-sized pieces side by side. Then a short piece stacked
+    over or under another joins it (the bar of a 5, the top of an open 4, a
+    7's bar, a pen lifted mid-digit), small leftovers join their nearest
+    digit, and the two arcs of a 0 whose top and bottom did not close are put
+    back together. Two tall pieces otherwise stay apart even when they
+    overlap sideways: that is a 1 tucked under a 7's bar, not one digit.
+    Finally a piece much wider than tall is cut where a single stroke joins
+    two touching digits.
+    """
+    ids = np.flatnonzero(keep)
+    kept = _cells_of(labels, keep)
+    if ids.size == 1:
+        return _split_touching(pieces, kept)
+    x0, y0, x1, y1 = _box(kept)
+    closed = kept
+    for _ in range(max(1, round(0.025 * (y1 - y0)))):
+        closed = _filter3(closed, np.maximum)
+    clabels, n, _ = _label(closed)
+    blobs = [kept & (clabels == i) for i in range(n)]
+    blobs = [b for b in blobs if b.any()]
+    # The tallest piece is a digit's height: pieces of a broken digit are
+    # shorter, and in a number the digits' heights differ a little only.
+    height = float(max(_height(b) for b in blobs))
+
+    groups = []
+    for blob in blobs:
+        groups.extend(_dissolve(labels, blob, height))
+    settled = 0  # short pieces judged to stand alone (big, far from the rest)
+    while len(groups) > 1:
+        boxes = [_box(g) for g in groups]
+        join = None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                a, b = boxes[i], boxes[j]
+                overlap = min(a[2], b[2]) - max(a[0], b[0])
+                narrow = min(a[2] - a[0], b[2] - b[0])
+                short = min(a[3] - a[1], b[3] - b[1]) < 0.6 * height
+                # Digits of a number sit side by side, never one above the
+                # other: pieces stacked vertically are one broken digit.
+                above = (min(a[3], b[3]) - max(a[1], b[1]) < 0.45 * min(a[3] - a[1], b[3] - b[1])
+                         and overlap > -0.08 * height and _gap(a, b) <= 0.25 * height)
+                if ((short and overlap >= 0.5 * narrow) or above
+                        or _arcs_of_zero(groups[i], groups[j], a, b)):
+                    join = (i, j)
+                    break
+            if join:
+                break
+        if join is None:
+            # A dot or a wisp next to the writing is not a digit: it joins
+            # its neighbour, whatever its shape.
+            masses = [float((pieces.mass * g).sum()) for g in groups]
+            light = [i for i in range(len(groups)) if masses[i] < 0.1 * np.median(masses)]
+            for i in light:
+                j = min((k for k in range(len(groups)) if k != i), key=lambda k: _gap(boxes[i], boxes[k]))
+                if _gap(boxes[i], boxes[j]) <= 0.35 * height:
+                    join = (min(i, j), max(i, j))
+                    break
+        if join is None:
+            # A piece much shorter than a digit, not stacked on another, is
+            # still part of its nearest neighbour (or stray ink, if far).
+            order = sorted(range(len(groups)), key=lambda i: boxes[i][3] - boxes[i][1])
+            if settled >= len(order):
+                break
+            i = order[settled]
+            a = boxes[i]
+            if a[3] - a[1] >= 0.5 * height:
+                break
+            j = min((k for k in range(len(groups)) if k != i), key=lambda k: _gap(a, boxes[k]))
+            if _gap(a, boxes[j]) <= 0.35 * height:
+                join = (min(i, j), max(i, j))
+            elif max(a[2] - a[0], a[3] - a[1]) < 0.45 * height:
+                groups.pop(i)
+                continue
+            else:
+                settled += 1
+                continue
+        i, j = join
+        groups[i] = groups[i] | groups[j]
+        groups.pop(j)
+        settled = 0
+
+    result = []
+    for g in groups:
+        result.extend(_split_touching(pieces, g))
+    return sorted(result, key=lambda g: sum(_box(g)[0::2]))
+
+
+def _dissolve(labels, blob, height):
+    """Split a joined-up blob back into its pieces when it is two digits a hair apart.
+
+    Only a blob wider than a digit (or holding a 1) whose big pieces sit
+    side by side, not stacked, is undone; a broken single digit is narrower.
+    """
+    b = _box(blob)
+    parts = [labels == i for i in np.unique(labels[blob]) if i >= 0]
+    major = [p for p in parts if _height(p) >= 0.5 * height]
+    if len(major) < 2:
+        return [blob]
+    boxes = [_box(p) for p in major]
+    one = any(c[2] - c[0] <= 0.35 * (c[3] - c[1]) and c[3] - c[1] >= 0.7 * height for c in boxes)
+    if b[2] - b[0] <= _DISSOLVE_WIDTH * height and not one:
+        return [blob]
+    for i in range(len(major)):
+        for j in range(i + 1, len(major)):
+            a, c = boxes[i], boxes[j]
+            overlap = min(a[2], c[2]) - max(a[0], c[0])
+            if overlap > 0.2 * min(a[2] - a[0], c[2] - c[0]):
+                return [blob]
+    for p in parts:
+        if not any(p is m for m in major):
+            bp = _box(p)
+            k = min(range(len(major)), key=lambda k: _gap(bp, boxes[k]))
+            major[k] = major[k] | p
+    return major
+
+
+def _member_crop(pieces, cells):
+    """The ink under a boolean cell mask, cropped to the mask's box."""
+    x0, y0, x1, y1 = _box(cells)
+    f = pieces.f
+    y1p, x1p = min(y1 * f, pieces.ink.shape[0]), min(x1 * f, pieces.ink.shape[1])
+    member = np.repeat(np.repeat(cells[y0:y1, x0:x1], f, axis=0), f, axis=1)
+    return pieces.ink[y0 * f:y1p, x0 * f:x1p] * member[:y1p - y0 * f, :x1p - x0 * f]
+
+
+def _stroke(pieces, cells):
+    """Pen width of a piece in pixels (2 * area / outline); one pen writes a number."""
+    solid = np.pad(_member_crop(pieces, cells) > _Pieces.THRESHOLD, 1)
+    outline = np.count_nonzero(np.diff(solid, axis=0)) + np.count_nonzero(np.diff(solid, axis=1))
+    return 2.0 * float(solid.sum()) / max(float(outline), 1.0)
+
+
+def _height(cells):
+    b = _box(cells)
+    return b[3] - b[1]
+
+
+def _arcs_of_zero(g, h, a, b):
+    """True for a "(" followed closely by a ")": a 0 drawn in two strokes."""
+    if a[0] > b[0]:
+        g, h, a, b = h, g, b, a
+    tall = max(a[3] - a[1], b[3] - b[1])
+    if (min(a[3] - a[1], b[3] - b[1]) < 0.6 * tall or b[0] - a[2] > 0.25 * tall
+            or max(a[2] - a[0], b[2] - b[0]) > 0.6 * tall or max(a[2], b[2]) - a[0] > 1.4 * tall):
+        return False
+
+    def ends_minus_middle(cells, box):
+        # Where the top and the bottom quarter of a piece sit, relative to
+        # its middle: both positive for "(", both negative for ")".
+        sub = cells[box[1]:box[3], box[0]:box[2]]
+        rows = sub.shape[0]
+        xs = np.arange(sub.shape[1], dtype=float)
+
+        def centre(r0, r1):
+            band = sub[r0:max(r1, r0 + 1)]
+            return float((band.sum(axis=0) @ xs) / max(band.sum(), 1))
+
+        q = max(1, rows // 4)
+        mid = centre(q, rows - q)
+        return centre(0, q) - mid, centre(rows - q, rows) - mid
+
+    left, right = ends_minus_middle(g, a), ends_minus_middle(h, b)
+    return min(left) > 0.06 * tall and max(right) < -0.06 * tall
+
+
+def _split_touching(pieces, g, depth=0):
+    """Cut a piece that is much wider than tall where one stroke joins two digits."""
+    x0, y0, x1, y1 = _box(g)
+    width, height = x1 - x0, y1 - y0
+    # MNIST's own digits are up to ~1.3 times as wide as tall (a lying 0, a
+    # long-based 2), one in 200 even wider; only a piece wider still can be
+    # two digits.
+    if width <= _SPLIT_WIDTH * height or depth > 6:
+        return [g]
+    f = pieces.f
+    crop = _member_crop(pieces, g)
+    solid = crop > _Pieces.THRESHOLD
+    stroke = _stroke(pieces, g)
+    profile = crop.sum(axis=0)
+    # Each part must be at least a narrow digit wide.
+    lo, hi = int(0.4 * height * f), int(profile.size - 0.4 * height * f)
+    if hi <= lo:
+        return [g]
+    cut = lo + int(np.argmin(profile[lo:hi]))
+    column = solid[:, cut]
+    crossings = int(np.count_nonzero(np.diff(column.astype(np.int8)) == 1) + column[0])
+    if crossings > 1 or profile[cut] > 1.3 * stroke:
+        # Not a single thin stroke there: a wide 0, 2 or 5 rather than two
+        # digits touching.
+        return [g]
+    cut_cell = x0 + cut // f
+    left, right = g.copy(), g.copy()
+    left[:, cut_cell:] = False
+    right[:, :cut_cell] = False
+    total = float((pieces.mass * g).sum())
+    for p in (left, right):
+        if not p.any():
+            return [g]
+        # A side must hold a digit-tall piece of its own. A column cut through
+        # one wide digit (a 2's long tail, a 5's far-reaching bar) leaves on
+        # one side only loose ends -- the tail, and the tip of an arc the
+        # column also crossed -- that span the height together but are
+        # each short.
+        plabels, n, _ = _label(p)
+        sizes = np.bincount(plabels[p], weights=pieces.mass[p], minlength=n)
+        main = plabels == int(np.argmax(sizes))
+        if (_height(main) < _SPLIT_PART_HEIGHT * height
+                or float((pieces.mass * p).sum()) < 0.2 * total):
+            return [g]  # a tail or an underline is not a digit of its own
+    if _arcs_of_zero(left, right, _box(left), _box(right)):
+        return [g]  # the two sides of one wide 0
+    return _split_touching(pieces, left, depth + 1) + _split_touching(pieces, right, depth + 1)
+
+
+def split_digits(source, single=False):
+    """Find the digits of a number written side by side, left to right.
+
+    Each digit is prepared exactly like prepare() prepares a single digit.
+    Broken strokes (the detached bar of a 5, a 4 whose top is open, a pen
+    lifted mid-stroke, dotted or faint pen) stay in one digit; two digits
+    that touch are split when the join is thin.
+
+    Args:
+        source: A path (str or os.PathLike) or a PIL.Image.Image.
+        single: Treat all the ink as one digit (exactly one Digit returned).
+
+    Returns:
+        List of Digit(array, box), ordered left to right.
+
+    Raises:
+        ImageError: Unreadable file, or no digit found in it.
+    """
+    ink, scale, pieces, labels, stats, keep = _analyse(source)
+    if single:
+        cells = [_cells_of(labels, keep)]
+    else:
+        cells = _groups(pieces, labels, keep)
+    return [_digit(ink, scale, pieces, c) for c in cells]
