@@ -88,7 +88,9 @@ def main(argv=None):
         train_step.get_concrete_function()  # traced now, while MNIST loads
         return model, train_step
 
-    say = cli.Output()
+    say = cli.Output()  # `| head` must not stop the training before it saves
+    # Ctrl-C is noted and acted on between steps: raised inside a TensorFlow call it can come
+    # out as another error, and inside the save it was once swallowed.
     with cli.ctrl_c_deferred() as check_interrupt:
         data, (model, train_step) = training.load_data_while(args, build, check_interrupt)
         rate = np.float32(args.learning_rate)

@@ -255,7 +255,9 @@ def main(argv=None):
             return args.learning_rate
         return learning_rate_at(step, args.steps, args.learning_rate, FAST["warmup"])
 
-    say = cli.Output()
+    say = cli.Output()  # `| head` must not stop the training before it saves
+    # Ctrl-C is noted and acted on between steps: raised inside a TensorFlow call it can come
+    # out as another error, and inside the save it was once swallowed.
     with cli.ctrl_c_deferred() as check_interrupt:
         data, (model, train_step, predict) = training.load_data_while(args, build, check_interrupt)
         start = last = time.perf_counter()

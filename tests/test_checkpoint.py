@@ -392,3 +392,24 @@ def test_a_model_variable_missing_from_the_checkpoint_is_refused(tmp_path):
     prefix = tf.train.Checkpoint(model=partial, model_id=tf.Variable("deep-mnist-cnn")).write(str(tmp_path / "m"))
     with pytest.raises(CheckpointError, match="cannot restore"):
         restore_checkpoint(DeepCNN(), prefix)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_of_training_runs_never_leaves_a_broken_checkpoint(mnist_dir, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = str(tmp_path / "model.ckpt")
+    command = [sys.executable, os.path.join(root, "create_model_1.py"), "--steps", "30", "--data-dir", mnist_dir,
+               "--checkpoint", prefix]
+    subprocess.run(command + ["--seed", "0"], check=True, capture_output=True, timeout=120)
+    start = time.perf_counter()
+    subprocess.run(command + ["--seed", "1"], check=True, capture_output=True, timeout=120)
+    lifetime = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        proc = subprocess.Popen(command + ["--seed", str(trial)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 1.1) * lifetime)  # most often around the save, at the end
+        proc.kill()
+        proc.wait()
+        restored(prefix, SoftmaxRegression)  # whole: the old checkpoint or the new one
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.lock"]
