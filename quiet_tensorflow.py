@@ -57,11 +57,17 @@ def drop_startup_lines(text):
 def startup_lines_dropped():
     """While the block runs, stderr (fd 2) goes to a temporary file; then all but the known lines are copied back."""
     try:
-        saved = os.dup(2)
-    except OSError:  # stderr closed (`2>&-`): nothing to keep clean
+        capture = tempfile.TemporaryFile()
+    except OSError:  # no writable temporary folder: better the lines than no TensorFlow
         yield
         return
-    with tempfile.TemporaryFile() as capture:
+    try:
+        saved = os.dup(2)
+    except OSError:  # stderr closed (`2>&-`): nothing to keep clean
+        capture.close()
+        yield
+        return
+    with capture:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.flush()
         os.dup2(capture.fileno(), 2)
