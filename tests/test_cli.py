@@ -17,6 +17,7 @@ import pytest
 
 import checkpoint
 import cli
+import notadigit
 import quiet_tensorflow
 from create_model_2 import DeepCNN
 
@@ -30,8 +31,10 @@ def script(name, *args, **kwargs):
 
 @pytest.fixture(scope="module")
 def untrained_model2(tmp_path_factory):
-    """A model-2 checkpoint of an untrained network: enough to run predict_2.py end to end."""
-    return checkpoint.save_checkpoint(DeepCNN(seed=0), tmp_path_factory.mktemp("untrained") / "model2.ckpt")
+    """A model-2 checkpoint of an untrained network, with what training saves beside it (its "not a
+    digit" threshold, here 0): enough to run predict_2.py end to end."""
+    return checkpoint.save_checkpoint(DeepCNN(seed=0), tmp_path_factory.mktemp("untrained") / "model2.ckpt",
+                                      extras={notadigit.DigitScore.NAME: notadigit.DigitScore()})
 
 
 def test_one_line_makes_control_characters_harmless_and_cuts_long_text():
