@@ -84,7 +84,7 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "MNIST_data"
 DEFAULT_SOURCE_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 MIRROR_ENV = "MNIST_MIRROR"
 DOWNLOAD_TIMEOUT = 30  # seconds without progress (per read)
-# Seconds for one whole file, however it trickles: the training images (9.9 MB) at 20 KB/s.
+# Seconds for one whole file, however it trickles: enough for the training images (9.9 MB) at 17 KB/s.
 DOWNLOAD_DEADLINE = 600
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
