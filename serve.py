@@ -4,8 +4,9 @@
     POST /api/predict      the raw bytes of an image → the JSON record `--json` prints
     GET  /api/health       {"status": "ok", "model": MODEL_ID, "max_upload_bytes": MAX_BODY}
 
-`POST /api/predict?single=1` reads the image as one digit (`--single`); `?inputs=1` adds to each
-digit the 28×28 input the network saw (`"input"`: 28 rows of 28 values, 0 = paper, 255 = ink).
+`POST /api/predict?single=1` reads the image as one digit (`--single`); `?accept_all=1` never
+answers "not a digit" (`--accept-all`); `?inputs=1` adds to each digit the 28×28 input the network
+saw (`"input"`: 28 rows of 28 values, 0 = paper, 255 = ink).
 Errors are `{"error": MESSAGE}` with status 400 (no image, not an image, or no digit in it),
 413 (over MAX_BODY), 404 (unknown path) or 405 (wrong method).
 
@@ -171,13 +172,14 @@ def open_upload(body):
     return image
 
 
-def predict_record(body, classify, *, single=False, inputs=False):
+def predict_record(body, classify, *, single=False, accept_all=False, inputs=False):
     """Read the digit or number in an uploaded image: the API's answer.
 
     Args:
         body: the image's bytes, any format predict_2.py reads.
         classify: the shared classifier.
         single: read the image as one digit.
+        accept_all: never refuse a piece as "not a digit".
         inputs: add each digit's 28×28 input (`"input"`, rows of 0–255, 255 = ink).
 
     Returns:
@@ -189,7 +191,7 @@ def predict_record(body, classify, *, single=False, inputs=False):
     image = open_upload(body)
     with image:
         (reading,) = predict.read_images([image], classify, single=single)
-    rec = predict.record(UPLOAD_NAME, reading)
+    rec = predict.record(UPLOAD_NAME, reading, accept_all=accept_all)
     if "error" in rec:
         raise ApiError(HTTPStatus.BAD_REQUEST, rec["error"])
     if inputs:
@@ -293,11 +295,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.BAD_REQUEST,
                            "send the image's raw bytes (curl --data-binary @FILE), not a form upload")
         single, inputs = _flag(query, "single"), _flag(query, "inputs")
+        accept_all = _flag(query, "accept_all") or self.server.accept_all
         if query:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown parameter {sorted(query)[0][:40]!r} "
-                                                   "(known: single, inputs)")
+                                                   "(known: single, accept_all, inputs)")
         body = read_body(self.rfile, self.headers)
-        self._json(HTTPStatus.OK, predict_record(body, self.server.classify, single=single, inputs=inputs))
+        self._json(HTTPStatus.OK, predict_record(body, self.server.classify, single=single, accept_all=accept_all,
+                                                 inputs=inputs))
 
     def _json(self, status, obj, extra=None, head=False):
         self._send(status, json.dumps(obj).encode(), "application/json", extra, head=head)
@@ -324,12 +328,14 @@ class Server(ThreadingHTTPServer):
         classifier: a predict.Classifier of the restored model.
         host: the address to listen on ("127.0.0.1": this machine only).
         port: the TCP port (0: any free port; see `.url`).
+        accept_all: never answer "not a digit" (`--accept-all`), whatever the request asks.
     """
 
     daemon_threads = True  # Ctrl-C must not wait for a client that keeps its connection open
 
-    def __init__(self, classifier, host, port):
+    def __init__(self, classifier, host, port, accept_all=False):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.accept_all = accept_all
         self.classify = SharedClassifier(classifier)
         self.model_id = classifier.model.MODEL_ID
         self.page = PAGE.read_bytes()
@@ -341,13 +347,14 @@ class Server(ThreadingHTTPServer):
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def run(classifier, host, port):
+def run(classifier, host, port, accept_all=False):
     """Serve the page and the API until the process is stopped (what `predict_2.py --serve` runs).
 
     Args:
         classifier: a predict.Classifier of the restored model.
         host: the address to listen on.
         port: the TCP port.
+        accept_all: never answer "not a digit" (`--accept-all`).
 
     Returns:
         0, once another thread calls the server's shutdown(); Ctrl-C ends the process instead.
@@ -356,7 +363,7 @@ def run(classifier, host, port):
         cli.UserError: the address cannot be listened on (port taken, unknown host).
     """
     try:
-        server = Server(classifier, host, port)
+        server = Server(classifier, host, port, accept_all)
     except (OSError, OverflowError) as e:  # OverflowError: a port outside 0–65535
         raise cli.UserError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or str(e).rstrip('.')} — "
                                "choose another with --port (or --host)") from None

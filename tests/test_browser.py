@@ -11,7 +11,6 @@ import argparse
 import io
 import json
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -230,15 +229,12 @@ def main(argv=None):
     parser.add_argument("out", help="the PNG to write, e.g. images/page.png (no default)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    import checkpoint  # noqa: PLC0415  (the project, found from ROOT when run as a script)
-    import predict  # noqa: PLC0415
-    import serve  # noqa: PLC0415
+    import predict  # noqa: PLC0415  (the project, found from ROOT when run as a script)
     from create_model_2 import DeepCNN  # noqa: PLC0415
+    from serve_fixtures import serving  # noqa: PLC0415
 
-    model = DeepCNN()
-    checkpoint.restore_checkpoint(model, args.checkpoint)
-    with serve.Server(predict.Classifier(model), "127.0.0.1", 0) as server, sync_playwright() as playwright:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+    classifier = predict.load_classifier(DeepCNN, args.checkpoint, "create_model_2.py", warn=print)
+    with serving(classifier) as server, sync_playwright() as playwright:
         launched = launch(playwright)
         page = launched.new_page(viewport={"width": 1000, "height": 640})
         page.goto(server.url)
@@ -246,7 +242,6 @@ def main(argv=None):
         expect(page.locator("#answer")).to_have_attribute("data-state", "done")
         png = page.screenshot()
         launched.close()
-        server.shutdown()
     # 64 colours are plenty for flat page colours and keep the README's copy near 20 KB.
     Image.open(io.BytesIO(png)).convert("RGB").quantize(64, method=Image.Quantize.MEDIANCUT).save(args.out, optimize=True)
     return 0

@@ -17,6 +17,9 @@ import cli
 import predict
 import serve
 
+pytest.register_assert_rewrite("serve_fixtures")  # imported here before pytest_plugins loads it
+from serve_fixtures import serving  # noqa: E402
+
 pytest_plugins = ["serve_fixtures"]
 
 IMAGES = Path(__file__).resolve().parent.parent / "images"
@@ -64,10 +67,10 @@ def number_png(arrays, scale=4, gap=24):
     return png_bytes(Image.fromarray(255 - page))
 
 
-def reference(body, classifier, single=False):
+def reference(body, classifier, single=False, accept_all=False):
     """What the command line's --json says about the same bytes with the same model."""
     (reading,) = predict.read_images([Image.open(io.BytesIO(body))], classifier, single=single)
-    return predict.record(serve.UPLOAD_NAME, reading)
+    return predict.record(serve.UPLOAD_NAME, reading, accept_all=accept_all)
 
 
 def png_claiming_size(width, height):
@@ -107,6 +110,38 @@ def test_single_reads_a_number_as_one_digit(server, served_classifier, mnist):
     status, _, rec = post(server, body, "?single=1")
     assert status == 200 and len(rec["digits"]) == 1
     assert rec == reference(body, served_classifier, single=True)
+
+
+class NothingIsADigit:
+    """A "not a digit" score that refuses every input, so that refusals do not hang on calibration."""
+
+    def digitness(self, logits):
+        return np.full(len(logits), 0.1, np.float32)
+
+
+@pytest.fixture
+def refusing_server(served_classifier):
+    """A second server whose classifier refuses every piece of ink as "not a digit"."""
+    with serving(predict.Classifier(served_classifier.model, NothingIsADigit())) as running:
+        yield running
+
+
+def test_a_refused_piece_is_the_record_json_prints_and_accept_all_lifts_it(refusing_server, mnist):
+    classifier = refusing_server.classify
+    body = number_png(mnist.test.images[1:3])
+    status, _, rec = post(refusing_server, body)
+    assert status == 200 and rec == reference(body, classifier)
+    assert rec["number"] == "??" and all(d["rejected"] and d["digit"] is None for d in rec["digits"])
+    status, _, rec = post(refusing_server, body, "?accept_all=1")
+    assert status == 200 and rec == reference(body, classifier, accept_all=True)
+    assert rec["number"] == "".join(str(v) for v in mnist.test.labels[1:3])
+
+
+def test_a_server_started_with_accept_all_refuses_nothing(served_classifier, mnist):
+    body = mnist_png(mnist.test.images[0])
+    with serving(predict.Classifier(served_classifier.model, NothingIsADigit()), accept_all=True) as running:
+        status, _, rec = post(running, body)
+    assert status == 200 and rec["digit"] == mnist.test.labels[0] and "rejected" not in rec
 
 
 def test_inputs_adds_the_28x28_input_the_network_saw(server, served_classifier, mnist):
