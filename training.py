@@ -133,13 +133,25 @@ def check_loss(loss, step):
         raise Diverged(f"training diverged at step {step} — lower --learning-rate; nothing was written")
 
 
+def logits_of(predict_fn, images, batch_size=1000):
+    """`predict_fn` (images → logits) over a whole set, in bounded-memory batches.
+
+    Args:
+        predict_fn: N×784 float32 → N×10 logits, without dropout.
+        images: N×784 float32.
+        batch_size: images per call.
+
+    Returns:
+        N×10 float32 NumPy array.
+    """
+    parts = [np.asarray(predict_fn(images[start:start + batch_size]))
+             for start in range(0, len(images), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+
 def evaluate(predict_fn, images, labels, batch_size=1000):
     """Accuracy of `predict_fn` (images → logits) over a whole set, in bounded-memory batches."""
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        logits = predict_fn(images[start:start + batch_size])
-        correct += int((tf.argmax(logits, axis=1).numpy() == labels[start:start + batch_size]).sum())
-    return correct / len(images)
+    return float((logits_of(predict_fn, images, batch_size).argmax(axis=1) == labels).mean())
 
 
 def finish(model, predict_fn, data, args, elapsed, say, check_interrupt, fit_extras=None):
