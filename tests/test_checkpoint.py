@@ -413,3 +413,18 @@ def test_kill_9_at_random_moments_of_training_runs_never_leaves_a_broken_checkpo
         restored(prefix, SoftmaxRegression)  # whole: the old checkpoint or the new one
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.lock"]
+
+
+@pytest.mark.slow
+def test_two_trainings_saving_to_one_prefix_at_once_leave_one_whole_checkpoint(mnist_dir, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefix = str(tmp_path / "model.ckpt")
+    procs = [subprocess.Popen([sys.executable, os.path.join(root, "create_model_1.py"), "--steps", "50",
+                               "--seed", str(seed), "--data-dir", mnist_dir, "--checkpoint", prefix],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "checkpoint written" in out
+    restored(prefix, SoftmaxRegression)
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index", "model.ckpt.lock"]
