@@ -73,6 +73,10 @@ _LINES_RATIO = 1.5
 # A piece reaching the frame with strokes this many times as wide as the
 # writing's is background (a shadow, a table, a finger), not a digit.
 _SOLID_WIDTHS = 2.0
+# ... and as wide as this share of its own smaller extent (a shadow or a
+# table band is a blob), beside writing of at least _SOLID_BESIDE of its ink.
+_SOLID_SHARE = 0.1
+_SOLID_BESIDE = 0.02
 
 # Dark regions this many stroke widths across (and wider) are background
 # in a photo: shadows, tables, hands.
@@ -320,7 +324,12 @@ def _wide_dark(x):
 
 
 def _polarity(gray):
-    """(light background?, fraction of the picture that is ink-like)."""
+    """(light background?, fraction of the picture that is ink-like, shaded?).
+
+    shaded: a large dark region (a shadow, a table, dark corners) made the
+    picture look like light ink on a dark background, while its thin lines
+    are dark: a photo of paper in bad light.
+    """
     h, w = gray.shape
     s = gray
     if max(h, w) > 128:
@@ -341,8 +350,8 @@ def _polarity(gray):
         dark_lines = float(np.percentile(_morph(_morph(s, r, np.maximum), r, np.minimum) - s, 99))
         light_lines = float(np.percentile(s - _morph(_morph(s, r, np.minimum), r, np.maximum), 99))
         if dark_lines >= _LINES_RATIO * max(light_lines, 1e-6):
-            return True, 1.0 - dense
-    return light, dense
+            return True, 1.0 - dense, True
+    return light, dense, False
 
 
 def _polarity_by_area(s):
@@ -375,16 +384,14 @@ def _ink_from_gray(gray, alpha=None):
     if alpha is not None and np.ptp(gray) < 0.1 and np.ptp(alpha) > 0.5:
         # Light strokes drawn on a transparent layer vanish when composited
         # on white; then the opacity itself is the drawing.
-        x, light, dense = alpha, False, float(np.mean(alpha > 0.5))
+        x, light, dense, shaded = alpha, False, float(np.mean(alpha > 0.5)), False
     else:
-        light, dense = _polarity(gray)
+        light, dense, shaded = _polarity(gray)
         x = 1.0 - gray if light else gray
     x = x.astype(np.float32, copy=False)
 
     bg = _background(x, dense)
-    sample = x[::max(1, x.shape[0] // 64), ::max(1, x.shape[1] // 64)]
-    flat = np.count_nonzero(sample == np.median(sample)) > 0.5 * sample.size
-    if light and not flat:
+    if shaded:
         # A photo: what the smooth surface cannot follow -- a shadow's
         # edge, a dark table band, a hand -- is still far wider than the
         # pen's strokes, so it is paper too.
@@ -678,7 +685,14 @@ def _solid_at_frame(pieces, labels, stats):
     order = np.argsort(width[inner])
     cum = np.cumsum(stats[inner, 4][order])
     pen = float(width[inner][order][np.searchsorted(cum, 0.5 * cum[-1])])
-    return at_frame & (width > _SOLID_WIDTHS * max(pen, 1.0))
+    # Solid, not a stroke: as wide as a good part of its own extent (a bold
+    # digit running off the picture beside a thin speck is a stroke still).
+    extent = np.minimum(stats[:, 2] - stats[:, 0], stats[:, 3] - stats[:, 1])
+    # And only beside writing of some substance, not a speck or a cursor
+    # ring next to a bold digit that runs off the picture.
+    beside = stats[inner, 4].sum() >= _SOLID_BESIDE * stats[:, 4]
+    return (at_frame & beside & (width > _SOLID_WIDTHS * max(pen, 1.0))
+            & (width > _SOLID_SHARE * extent))
 
 
 def _clean(pieces):

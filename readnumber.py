@@ -114,6 +114,10 @@ _MAX_CUTS = 24
 # (x line height): MNIST's widest digits (a long-based 2) reach 1.5.
 _MAX_RUN = 3
 _MAX_WIDTH = 1.6
+# A primitive whose middle is farther than this (x line height) from the
+# line's is not part of the number.
+_OFF_LINE = 1.0
+
 # Separate digit-tall pieces are parts of one digit only when they overlap
 # sideways or come within this (x line height, a hair's breadth); a short
 # piece (a tail, a bar) joins a neighbour up to _MAX_INNER_GAP away.
@@ -131,8 +135,8 @@ _ASPECT_SPREAD = 0.15
 # A digit is nearly as tall as the line: a candidate shorter than this share
 # of the line height (a 5's bar, a tail cut off) is penalised with a
 # log-normal falloff of _HEIGHT_SPREAD.
-_MIN_HEIGHT = 0.75
-_HEIGHT_SPREAD = 0.1
+_MIN_HEIGHT = 0.6
+_HEIGHT_SPREAD = 0.15
 # Every digit of a path multiplies its score by this: the prior odds of one
 # more digit, which keeps a digit and its fragments from both scoring.
 _LOG_PER_DIGIT = 0.0
@@ -349,6 +353,24 @@ def _primitives(cells, height):
     return [prims[i] for i in keep], [blob[i] for i in keep], [cut[i] for i in keep]
 
 
+def _on_the_line(prims, blob, crossed, height):
+    """Keep the primitives on the number's line: a number is written on one.
+
+    The line runs through the median height of the joined pieces; a
+    primitive whose middle lies more than _OFF_LINE line heights above or
+    below it (a blot of shade in a corner, a mark under the number) is not
+    one of its digits.
+    """
+    middle = np.array([(lambda b: 0.5 * (b[1] + b[3]))(_box(p)) for p in prims])
+    # Each joined piece votes once, at its ink's middle height, however many
+    # primitives it was cut into and however big it is (a blot is big).
+    pieces = sorted(set(blob))
+    votes = [np.mean([middle[i] for i in range(len(prims)) if blob[i] == b]) for b in pieces]
+    line = float(np.median(votes))
+    keep = [i for i in range(len(prims)) if abs(middle[i] - line) <= _OFF_LINE * height]
+    return [prims[i] for i in keep], [blob[i] for i in keep], [crossed[i] for i in keep]
+
+
 def _linked(a, b, joined, height):
     """Can two neighbouring primitives (boxes a, b) be parts of one digit?
 
@@ -450,6 +472,21 @@ def _line_angle(ink):
     vx, vy = vectors[:, 1]
     angle = math.degrees(math.atan2(-vy, vx))
     angle = (angle + 90.0) % 180.0 - 90.0  # the line's direction, not its sense
+    # Digits standing apart: the median slope between their centres
+    # (Theil-Sen), which a blot off the line cannot tilt as it tilts the
+    # principal axis.
+    labels, n, (rows, starts, ends, comp) = imageprepare._label(small > imageprepare._Pieces.THRESHOLD)
+    mass = np.bincount(comp, weights=ends - starts, minlength=n)
+    big = np.flatnonzero(mass >= 0.05 * mass.max())
+    if big.size >= 3:
+        on = labels >= 0
+        cx = np.bincount(labels[on], weights=np.nonzero(on)[1], minlength=n)[big] / mass[big]
+        cy = np.bincount(labels[on], weights=np.nonzero(on)[0], minlength=n)[big] / mass[big]
+        i, j = np.triu_indices(big.size, 1)
+        apart = np.abs(cx[j] - cx[i]) > 1e-6
+        if apart.any():
+            slope = np.median((cy[j] - cy[i])[apart] / (cx[j] - cx[i])[apart])
+            angle = math.degrees(math.atan(-slope))
     return angle if _SLANT_MIN < abs(angle) <= _SLANT_MAX else 0.0
 
 
@@ -511,6 +548,7 @@ def segment(source, single=False):
     f, cells = _grid(ink, height_px)
     height = height_px / f
     prims, blob, crossed = _primitives(cells, height)
+    prims, blob, crossed = _on_the_line(prims, blob, crossed, height)
     boxes = [_box(p) for p in prims]
     order = sorted(range(len(prims)), key=lambda i: boxes[i][0] + boxes[i][2])
     prims = [prims[i] for i in order]
