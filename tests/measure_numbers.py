@@ -32,19 +32,16 @@ KINDS = ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black", "
 
 
 def classifier(checkpoint):
-    """The restored DeepCNN as readnumber's classify: arrays -> (probs, digitness of ones)."""
-    from checkpoint import restore_checkpoint  # noqa: PLC0415 (TensorFlow only when measuring)
+    """The restored DeepCNN as predict.py classifies: arrays -> (probs, digitness).
+
+    digitness is the checkpoint's "not a digit" score, or all ones for a
+    checkpoint saved without one (a note says so).
+    """
+    import predict  # noqa: PLC0415 (TensorFlow only when measuring)
     from create_model_2 import DeepCNN  # noqa: PLC0415
-    from quiet_tensorflow import tf  # noqa: PLC0415
 
-    model = DeepCNN()
-    restore_checkpoint(model, checkpoint)
-
-    def classify(arrays):
-        batch = np.asarray(arrays, np.float32).reshape(-1, 784)
-        probs = tf.nn.softmax(model(tf.constant(batch))).numpy()
-        return probs, np.ones(len(batch), np.float32)
-    return classify
+    return predict.load_classifier(DeepCNN, checkpoint, "create_model_2.py",
+                                   lambda line: print("note:", line, file=sys.stderr))
 
 
 def numbers(kind, layout, arrays, labels, good, count, seed):
@@ -83,6 +80,8 @@ def main(argv=None):
     p.add_argument("--singles", help="folder of real single-digit images named LABEL_... (default: none)")
     p.add_argument("--digits", type=int, default=0,
                    help="also read this many single MNIST digits per kind as user files (default: %(default)s)")
+    p.add_argument("--six", type=int, default=0,
+                   help="also time this many 6-digit numbers, gapped and touching, best of 3 (default: %(default)s)")
     p.add_argument("--show", action="store_true", help="print every misread (default: off)")
     args = p.parse_args(argv)
 
@@ -121,6 +120,23 @@ def main(argv=None):
                   f"{1000 * seconds / len(items):.1f} ms/number", flush=True)
             if args.show:
                 print("   ", " ".join(f"{a}->{b}" for a, b in wrong[:40]))
+    for layout in ["gaps", "touching"] if args.six else []:
+        rng = np.random.default_rng(args.seed)
+        images = []
+        for _ in range(args.six):
+            idx = rng.choice(good, 6, replace=False)
+            data, _, _ = us.make_number([us.from_mnist(arrays[i], 100) for i in idx], "plain", rng,
+                                        touch=layout == "touching")
+            images.append(data)
+        best = []
+        for data in images:
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                readnumber.read(us.open_image(data), classify)
+                times.append(time.perf_counter() - start)
+            best.append(min(times))
+        print(f"six digits {layout}: {1000 * np.mean(best):.1f} ms/number (decode, prepare, classify)", flush=True)
     for kind in args.kinds.split(",") if args.digits else []:
         rng = np.random.default_rng(args.seed)
         right = 0

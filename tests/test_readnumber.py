@@ -353,18 +353,11 @@ FAT_FLOOR = 0.85
 
 
 def model_classify(prefix):
-    """A restored DeepCNN as readnumber's classify (digitness all ones)."""
-    from checkpoint import restore_checkpoint  # noqa: PLC0415 (TensorFlow only for these tests)
+    """A restored DeepCNN as predict.py classifies candidates: (probs, digitness)."""
+    import predict  # noqa: PLC0415 (TensorFlow only for these tests)
     from create_model_2 import DeepCNN  # noqa: PLC0415
-    from quiet_tensorflow import tf  # noqa: PLC0415
 
-    model = DeepCNN()
-    restore_checkpoint(model, prefix)
-
-    def classify(arrays):
-        batch = np.asarray(arrays, np.float32).reshape(-1, 784)
-        return tf.nn.softmax(model(tf.constant(batch))).numpy(), np.ones(len(batch), np.float32)
-    return classify
+    return predict.load_classifier(DeepCNN, prefix, "create_model_2.py", lambda line: None)
 
 
 def exact_rate(classify, mnist, kinds, count, seed, **compose):
