@@ -51,7 +51,8 @@ class DigitScore(tf.Module):
         Returns:
             (N,) float32: sigmoid(margin − threshold), 0.5 exactly at the threshold.
         """
-        return (1.0 / (1.0 + np.exp(self.threshold.numpy() - margin(logits)))).astype(np.float32)
+        # The logistic function written with tanh, which does not overflow far from the threshold.
+        return (0.5 + 0.5 * np.tanh(0.5 * (margin(logits) - self.threshold.numpy()))).astype(np.float32)
 
 
 def margin(logits):

@@ -45,6 +45,13 @@ def build_parser(prog, checkpoint, create_script):
                         "(default: refuse what looks like no digit)")
     p.add_argument("--save-prepared", metavar="DIR",
                    help="write the 28×28 input the network saw for each digit (and a 10× enlargement) into DIR")
+    p.add_argument("--serve", action="store_true",
+                   help="instead of reading IMAGE files, serve a draw-a-digit page and an HTTP API (see serve.py)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="with --serve: the address to listen on; 0.0.0.0 lets other machines in "
+                        "(default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="with --serve: the TCP port; 0 picks a free one (default: %(default)s)")
     return p
 
 
@@ -220,15 +227,22 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
     """
     parser = build_parser(prog, checkpoint, create_script)
     args = parser.parse_args(argv)
-    if not args.images:
+    if args.serve:
+        if args.images:
+            parser.error("--serve takes no IMAGE: the page and the API send the images")
+    elif not args.images:
         parser.error(f"no image given — usage: python {prog} IMAGE [IMAGE ...]")
     paths = list(expand(args.images))
-    if not paths:
+    if not paths and not args.serve:
         parser.error("no image files found in " + ", ".join(args.images))
     single_answer = len(args.images) == 1 and not os.path.isdir(args.images[0]) and not args.json
 
     classify = load_classifier(model_class, args.checkpoint, create_script,
                                warn=lambda line: print(f"{prog}: note: {line}", file=sys.stderr, flush=True))
+    if args.serve:
+        import serve  # noqa: PLC0415  (the web server is loaded only when asked for)
+
+        return serve.run(classify, args.host, args.port, accept_all=args.accept_all)
 
     failures = 0
     for path, reading in zip(paths, read_images(paths, classify, single=args.single)):

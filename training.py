@@ -10,6 +10,7 @@ import numpy as np
 import checkpoint
 import cli
 import input_data
+import notadigit
 from quiet_tensorflow import tf
 
 # TF1's split leaves 55,000 training images; next_batch cannot draw more than that at once.
@@ -154,8 +155,11 @@ def evaluate(predict_fn, images, labels, batch_size=1000):
     return float((logits_of(predict_fn, images, batch_size).argmax(axis=1) == labels).mean())
 
 
-def finish(model, predict_fn, data, args, elapsed, say, check_interrupt, fit_extras=None):
+def finish(model, predict_fn, data, args, elapsed, say, check_interrupt):
     """End of a training run: test accuracy (the tutorials' last line), then the checkpoint.
+
+    The checkpoint also holds the model's "not a digit" threshold
+    (notadigit.DigitScore), calibrated here on the validation digits.
 
     Args:
         model: the trained tf.Module.
@@ -165,9 +169,6 @@ def finish(model, predict_fn, data, args, elapsed, say, check_interrupt, fit_ext
         elapsed: seconds the training loop took.
         say: prints a line on stdout (a cli.Output).
         check_interrupt: raises KeyboardInterrupt if Ctrl-C was pressed.
-        fit_extras: optional; called as fit_extras(model, data) after the
-            accuracy line, returns {name: trackable} saved in the same checkpoint
-            as the model (statistics fitted to the trained model).
 
     Raises:
         Diverged: a weight is NaN or infinite; nothing is written.
@@ -179,9 +180,9 @@ def finish(model, predict_fn, data, args, elapsed, say, check_interrupt, fit_ext
     accuracy = evaluate(predict_fn, data.test.images, data.test.labels)
     check_interrupt()
     say(f"test accuracy {accuracy:g}")
-    extras = fit_extras(model, data) if fit_extras else None
+    score = notadigit.calibrate(logits_of(predict_fn, data.validation.images))
     check_interrupt()
-    prefix = checkpoint.save_checkpoint(model, args.checkpoint, extras=extras)
+    prefix = checkpoint.save_checkpoint(model, args.checkpoint, extras={score.NAME: score})
     say(f"trained {args.steps} steps of {args.batch_size} in {format_seconds(elapsed)}; "
         f"checkpoint written: {cli.one_line(prefix)} (.index, .data-00000-of-00001)")
 

@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import common
+import checkpoint
 import create_model_1
 import create_model_2
 import imageprepare
+import notadigit
+import predict
 import predict_1
 import predict_2
+import readnumber
 from create_model_2 import DeepCNN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +142,7 @@ def test_missing_checkpoint_is_one_line_that_says_how_to_train_it(mnist, tmp_pat
 
 def test_model1_checkpoint_given_to_predict_2_names_both_models(mnist, model1_ckpt, tmp_path, capsys):
     path = user_file(mnist.test.images[0], tmp_path / "d.png")
-    with pytest.raises(common.CheckpointError, match="softmax-regression.*deep-mnist-cnn"):
+    with pytest.raises(checkpoint.CheckpointError, match="softmax-regression.*deep-mnist-cnn"):
         predict_2.main([path, "--checkpoint", model1_ckpt])
 
 
@@ -174,7 +177,7 @@ def test_batched_prediction_equals_one_by_one(mnist, model2_ckpt, tmp_path, caps
 
 def test_mnist_digit_as_user_file_predicts_as_the_raw_array(mnist, model2_ckpt, tmp_path):
     model = DeepCNN()
-    common.restore_checkpoint(model, model2_ckpt)
+    checkpoint.restore_checkpoint(model, model2_ckpt)
     raw = mnist.test.images[:40]
     prepared = np.stack([imageprepare.prepare(user_file(a, tmp_path / f"{i}.png")) for i, a in enumerate(raw)])
     same = np.argmax(model(raw).numpy(), 1) == np.argmax(model(prepared.reshape(-1, 784)).numpy(), 1)
@@ -191,7 +194,9 @@ def test_a_written_number_is_read_whole(mnist, model2_ckpt, tmp_path, capsys):
     assert [d["digit"] for d in record["digits"]] == [2, 0, 2, 6]
     lefts = [d["box"][0] for d in record["digits"]]
     assert lefts == sorted(lefts)
-    assert record["probability"] == min(d["probability"] for d in record["digits"])
+    # The whole number's confidence weighs the other readings too: never above its weakest digit's.
+    assert 0 < record["probability"] <= min(d["probability"] for d in record["digits"]) + 1e-4
+    assert all(text != "2026" and 0 <= p <= 1 - record["probability"] + 1e-4 for text, p in record["alternatives"])
     predict_2.main([path, "--checkpoint", model2_ckpt])
     assert capsys.readouterr().out == "2026\n"
 
@@ -200,3 +205,71 @@ def test_single_flag_reads_a_number_image_as_one_digit(mnist, model2_ckpt, tmp_p
     path = number_file(mnist.test.images[:3], tmp_path / "n.png")
     predict_2.main(["--json", "--single", path, "--checkpoint", model2_ckpt])
     assert len(json.loads(capsys.readouterr().out)["digits"]) == 1
+
+
+# --------------------------------------------------------------------------
+# "Not a digit"
+# --------------------------------------------------------------------------
+
+def with_threshold(model2_ckpt, folder, threshold):
+    """A copy of the test CNN whose "not a digit" threshold is `threshold` (a margin)."""
+    model, score = DeepCNN(), notadigit.DigitScore()
+    checkpoint.restore_checkpoint(model, model2_ckpt)
+    score.threshold.assign(threshold)
+    return checkpoint.save_checkpoint(model, str(Path(folder) / "strict.ckpt"), extras={score.NAME: score})
+
+
+def test_a_refused_image_prints_a_question_mark_and_exits_0(mnist, model2_ckpt, tmp_path, capsys):
+    path = user_file(mnist.test.images[0], tmp_path / "d.png")
+    strict = with_threshold(model2_ckpt, tmp_path, 1e6)  # nothing is digit enough
+    assert predict_2.main([path, "--checkpoint", strict]) == 0
+    assert capsys.readouterr().out == "?\n"
+    assert predict_2.main([path, path, "--checkpoint", strict]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{path}: ? (not a digit)"] * 2
+
+
+def test_json_of_a_refused_digit_keeps_the_networks_guess_and_score(mnist, model2_ckpt, tmp_path, capsys):
+    path = user_file(mnist.test.images[0], tmp_path / "d.png")
+    predict_2.main(["--json", path, "--checkpoint", with_threshold(model2_ckpt, tmp_path, 1e6)])
+    record = json.loads(capsys.readouterr().out)
+    assert record["digit"] is None and record["rejected"] is True and record["number"] == "?"
+    assert record["guess"] == mnist.test.labels[0] and 0 <= record["score"] < 0.5
+
+
+def test_accept_all_answers_a_digit_even_below_the_threshold(mnist, model2_ckpt, tmp_path, capsys):
+    path = user_file(mnist.test.images[0], tmp_path / "d.png")
+    assert predict_2.main([path, "--accept-all", "--checkpoint", with_threshold(model2_ckpt, tmp_path, 1e6)]) == 0
+    assert capsys.readouterr().out == f"{mnist.test.labels[0]}\n"
+
+
+def test_a_digit_above_the_threshold_is_not_refused(mnist, model2_ckpt, tmp_path, capsys):
+    path = user_file(mnist.test.images[0], tmp_path / "d.png")
+    assert predict_2.main([path, "--checkpoint", with_threshold(model2_ckpt, tmp_path, -1e6)]) == 0
+    assert capsys.readouterr().out == f"{mnist.test.labels[0]}\n"
+
+
+def test_a_checkpoint_without_a_threshold_still_predicts_and_says_so_once(mnist, model2_ckpt, tmp_path, capsys):
+    model = DeepCNN()
+    checkpoint.restore_checkpoint(model, model2_ckpt)
+    old = checkpoint.save_checkpoint(model, str(tmp_path / "old.ckpt"))  # as saved before the score existed
+    paths = [user_file(mnist.test.images[i], tmp_path / f"{i}.png") for i in range(2)]
+    assert predict_2.main([*paths, "--checkpoint", old]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2
+    (note,) = captured.err.splitlines()
+    assert "no \"not a digit\" threshold" in note and "retrain" in note
+
+
+def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
+    def digit(value, digitness):
+        probs = np.full(10, 0.01, np.float32)
+        probs[value] = 0.91
+        return readnumber.Digit(value, np.zeros((28, 28), np.float32), (0, 0, 1, 1), probs, digitness)
+
+    reading = readnumber.Reading("2046", 0.8, [digit(2, 0.9), digit(0, 0.8), digit(4, 0.1), digit(6, 0.7)],
+                                 [("2016", 0.1)])
+    record = predict.record("n.png", reading)
+    assert record["number"] == "20?6"
+    assert record["digits"][2]["digit"] is None and record["digits"][2]["guess"] == 4
+    assert record["alternatives"] == [["2016", 0.1]]
+    assert predict.record("n.png", reading, accept_all=True)["number"] == "2046"

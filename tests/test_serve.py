@@ -4,8 +4,13 @@ import concurrent.futures
 import http.client
 import io
 import json
+import re
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -301,3 +306,20 @@ def test_a_port_in_use_is_a_one_line_user_error(served_classifier):
 def test_a_port_out_of_range_is_a_one_line_user_error(served_classifier):
     with pytest.raises(cli.UserError, match=r"cannot listen on 127\.0\.0\.1:70000: .*0-65535"):
         serve.run(served_classifier, "127.0.0.1", 70000)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_predict_2_serve_prints_its_url_answers_and_stops_on_ctrl_c(served_checkpoint):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "predict_2.py"), "--serve", "--port", "0",
+                             "--checkpoint", served_checkpoint], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/", proc.stdout.readline()).group(0)
+        with urllib.request.urlopen(url + "api/health", timeout=60) as response:
+            assert json.load(response)["model"] == "deep-mnist-cnn"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("interrupted")
