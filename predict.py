@@ -56,14 +56,48 @@ def build_parser(prog, checkpoint, create_script):
 
 
 def expand(paths):
-    """Files as given, and the image files inside any folder given (sorted)."""
+    """The image files to read: files as given, and the image files inside any folder given (sorted).
+
+    Args:
+        paths: what the user named on the command line.
+
+    Returns:
+        (files, problems): the paths to read, and (folder, message) for each
+        folder that cannot be listed or holds no image file.
+    """
+    files, problems = [], []
     for path in paths:
-        if os.path.isdir(path):
-            for child in sorted(Path(path).iterdir()):
-                if child.suffix.lower() in IMAGE_SUFFIXES and child.is_file():
-                    yield str(child)
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        try:
+            found = [str(c) for c in sorted(Path(path).iterdir())
+                     if c.suffix.lower() in IMAGE_SUFFIXES and c.is_file()]
+        except OSError as e:
+            problems.append((path, f"cannot read folder {shown(path)}: {e.strerror or e}"))
+            continue
+        if not found:
+            problems.append((path, f"no image files (PNG, JPEG, GIF, BMP, WebP, TIFF) in folder {shown(path)}"))
+        files.extend(found)
+    return files, problems
+
+
+def shown(path):
+    """A path as it can be printed on one line of any terminal.
+
+    Bytes that are not UTF-8 (kept by Python as lone surrogates) become `\\xNN`,
+    and control characters (a newline in a file name) their escapes, so a name
+    can neither crash a strict UTF-8 stdout nor split an output line.
+    """
+    out = []
+    for c in str(path):
+        if 0xDC80 <= ord(c) <= 0xDCFF:
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c.isprintable():
+            out.append(c)
         else:
-            yield path
+            out.append(c.encode("unicode_escape").decode("ascii"))
+    return "".join(out)
 
 
 class Classifier:
@@ -232,9 +266,14 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
             parser.error("--serve takes no IMAGE: the page and the API send the images")
     elif not args.images:
         parser.error(f"no image given — usage: python {prog} IMAGE [IMAGE ...]")
-    paths = list(expand(args.images))
+    paths, problems = expand(args.images)
+    for folder, problem in problems:
+        if args.json:
+            print(json.dumps({"image": folder, "error": problem}), flush=True)
+        else:
+            print(f"{prog}: error: {problem}", file=sys.stderr, flush=True)
     if not paths and not args.serve:
-        parser.error("no image files found in " + ", ".join(args.images))
+        return 1
     single_answer = len(args.images) == 1 and not os.path.isdir(args.images[0]) and not args.json
 
     classify = load_classifier(model_class, args.checkpoint, create_script,
@@ -244,7 +283,7 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
 
         return serve.run(classify, args.host, args.port, accept_all=args.accept_all)
 
-    failures = 0
+    failures = len(problems)
     for path, reading in zip(paths, read_images(paths, classify, single=args.single)):
         rec = record(path, reading, accept_all=args.accept_all)
         if "error" in rec:
@@ -252,7 +291,7 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
             if args.json:
                 print(json.dumps(rec), flush=True)
             else:
-                print(f"{prog}: error: {rec['error']}", file=sys.stderr, flush=True)
+                print(f"{prog}: error: {shown(rec['error'])}", file=sys.stderr, flush=True)
             continue
         if args.save_prepared:
             save_prepared(args.save_prepared, Path(path).stem, [d.array for d in reading.digits])
@@ -261,5 +300,5 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
         elif single_answer:
             print(rec["number"])
         else:
-            print(f"{path}: {_text(rec)}", flush=True)
+            print(f"{shown(path)}: {_text(rec)}", flush=True)
     return 1 if failures else 0

@@ -1,6 +1,7 @@
 """predict_1.py / predict_2.py: the command line a user meets."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,3 +274,45 @@ def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
     assert record["digits"][2]["digit"] is None and record["digits"][2]["guess"] == 4
     assert record["alternatives"] == [["2016", 0.1]]
     assert predict.record("n.png", reading, accept_all=True)["number"] == "2046"
+
+
+# --------------------------------------------------------------------------
+# Folders and names
+# --------------------------------------------------------------------------
+
+def test_a_folder_without_images_next_to_an_image_is_one_error_line_and_exit_1(mnist, model2_ckpt, tmp_path,
+                                                                               capsys):
+    good = user_file(mnist.test.images[0], tmp_path / "d.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    assert predict_2.main([good, str(empty), "--checkpoint", model2_ckpt]) == 1
+    captured = capsys.readouterr()
+    (answer,) = captured.out.splitlines()
+    assert answer.startswith(f"{good}: {mnist.test.labels[0]} (")
+    (line,) = captured.err.splitlines()
+    assert line.startswith("predict_2.py: error: no image files") and str(empty) in line
+
+
+def test_a_folder_that_cannot_be_listed_is_one_message_naming_it(tmp_path, monkeypatch):
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    files, problems = predict.expand([str(tmp_path), "x.png"])
+    assert files == ["x.png"]
+    assert problems == [(str(tmp_path), f"cannot read folder {tmp_path}: Permission denied")]
+
+
+def test_names_that_are_not_utf8_or_hold_a_newline_are_printed_escaped_on_one_line(mnist, model2_ckpt, tmp_path):
+    names = [os.fsdecode(b"bad\xff.png"), "two\nlines.png"]
+    for i, name in enumerate(names):
+        user_file(mnist.test.images[i], tmp_path / name)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    result = subprocess.run([sys.executable, str(ROOT / "predict_2.py"), "--checkpoint", model2_ckpt,
+                             *(str(tmp_path / n) for n in names)], capture_output=True, text=True, env=env,
+                            timeout=120, errors="surrogateescape")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{tmp_path}/bad\\xff.png: ") and lines[1].startswith(f"{tmp_path}/two\\nlines.png: ")
