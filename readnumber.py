@@ -110,6 +110,13 @@ _CUT_SPACING = 0.2
 # which bounds the candidates of a long stroke or an underline.
 _MAX_CUTS = 24
 
+# A part cut out of a piece with less than _SLIVER of its ink is merged
+# into the next part; a primitive with less than _CRUMB of the median
+# primitive's ink joins its nearest neighbour. (Shares, not areas: a 1-px
+# pen's digits hold few cells.)
+_SLIVER = 0.03
+_CRUMB = 0.1
+
 # A candidate digit is at most this many primitives, and at most this wide
 # (x line height): MNIST's widest digits (a long-based 2) reach 1.5.
 _MAX_RUN = 3
@@ -196,7 +203,9 @@ def _line_height(on, f):
     a whole piece's box does: a high percentile of the column spans is the
     digits' height.
     """
-    cells = _reduce_max(on, f)
+    # Cells a cell apart are one piece: a 1-px pen line shrunk into cells
+    # comes out dotted.
+    cells = imageprepare._filter3(_reduce_max(on, f), np.maximum)
     labels, n, (rows, starts, ends, comp) = imageprepare._label(cells)
     mass = np.bincount(comp, weights=ends - starts, minlength=n)
     top = np.full(n, np.inf)
@@ -213,13 +222,18 @@ def _line_height(on, f):
     single = substantial & (right - left <= 1.2 * (bottom - top))
     if single.sum() >= 2:
         return float(np.median((bottom - top)[single])) * f
+    top_p, bottom_p = top, bottom
     big = imageprepare._cells_of(labels, substantial)
     cols = big.any(axis=0)
     h = big.shape[0]
     top = big.argmax(axis=0)[cols]
     bottom = h - big[::-1].argmax(axis=0)[cols]
-    # Otherwise (touching digits) the columns tell:
-    return float(np.percentile(bottom - top, 90)) * f
+    # Otherwise (touching digits) the columns tell -- but a thin pen's
+    # columns mostly cross one stroke, so never less than three quarters of
+    # the joined pieces' own height (which two baselines stretch).
+    spans = float(np.percentile(bottom - top, 90))
+    pieces = float(np.median((bottom_p - top_p)[substantial]))
+    return max(spans, 0.75 * pieces) * f
 
 
 def _cut_paths(sub, height):
@@ -336,7 +350,7 @@ def _primitives(cells, height):
         crossed = 0.0
         for n, p in enumerate(bounds):
             part = sub & (cols >= previous[:, None]) & (cols < p[:, None])
-            if part.sum() < 0.01 * height * height and n < len(bounds) - 1:
+            if part.sum() < _SLIVER * sub.sum() and n < len(bounds) - 1:
                 # A sliver between two near cuts: that cut is dropped, the
                 # sliver belongs to the next part.
                 continue
@@ -350,7 +364,7 @@ def _primitives(cells, height):
     # Crumbs join their nearest primitive (by box gap).
     masses = np.array([p.sum() for p in prims], float)
     boxes = [_box(p) for p in prims]
-    crumb = masses < 0.02 * height * height
+    crumb = masses < _CRUMB * np.median(masses)
     if crumb.all():
         return prims, blob, cut
     keep = [i for i in range(len(prims)) if not crumb[i]]
@@ -375,6 +389,8 @@ def _on_the_line(prims, blob, crossed, height):
     votes = [np.mean([middle[i] for i in range(len(prims)) if blob[i] == b]) for b in pieces]
     line = float(np.median(votes))
     keep = [i for i in range(len(prims)) if abs(middle[i] - line) <= _OFF_LINE * height]
+    if not keep:
+        return prims, blob, crossed
     return [prims[i] for i in keep], [blob[i] for i in keep], [crossed[i] for i in keep]
 
 
@@ -550,8 +566,7 @@ def segment(source, single=False):
         size = np.array([[box[2] - box[0], box[3] - box[1]]], float)
         return Segmentation(imageprepare.to_mnist(ink)[None], [box], [(0, 1)], 2, size,
                             float(size[0, 1]), np.full(2, -1.0))
-    on = ink > imageprepare._Pieces.THRESHOLD
-    height_px = _line_height(on, max(1, math.ceil(max(ink.shape) / 256)))
+    height_px = _line_height(ink > _CELL_INK, max(1, math.ceil(max(ink.shape) / 256)))
     f, cells = _grid(ink, height_px)
     height = height_px / f
     prims, blob, crossed = _primitives(cells, height)
