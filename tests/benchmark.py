@@ -22,6 +22,11 @@ by nature: run it on an idle machine.
     predict_ms_per_extra_image  (600 images in one call − 1 image) / 599 ≤ 3
     training_peak_rss_mb        peak RSS of a training process           ≤ 2500
     predict_peak_rss_mb         peak RSS of a predict process            ≤ 1000
+    serve_answered_correctly    predict_2.py --serve, 8 clients × 50
+                                requests at once (tests/load_serve.py),
+                                each answer checked                      ≥ 400
+                                (also p50/p99 latency, requests/s and
+                                the server's peak memory)
     fast_schedule_accuracy      create_model_2.py --fast test accuracy   ≥ 0.992
     fast_schedule_seconds       ... wall time, start to checkpoint       ≤ 90 s
                                 (fast_schedule_matmul_gflops: the machine's
@@ -65,6 +70,7 @@ TARGETS = [  # (figure, comparison, bound)
     ("predict_ms_per_extra_image", "<=", 3.0),
     ("training_peak_rss_mb", "<=", 2500),
     ("predict_peak_rss_mb", "<=", 1000),
+    ("serve_answered_correctly", ">=", 400),
     ("fast_schedule_accuracy", ">=", 0.992),
     ("fast_schedule_seconds", "<=", 90),
 ]
@@ -313,6 +319,11 @@ def main(argv=None):
         answers = re.findall(r"_(\d)\.png: (\d+) ", batches[-1].out)
         print(f"# predict check: {len(answers)} answers for {len(images)} images, "
               f"{sum(a == b for a, b in answers)} right", flush=True)
+
+        # The web server under load: 8 clients × 50 requests at once (tests/load_serve.py).
+        import load_serve  # noqa: PLC0415  (tests/, this script's folder, is on sys.path)
+        for name, value in load_serve.measure(checkpoint, load_serve.mnist_bodies(data_dir, 50)).items():
+            report(name, value, "{:.4g}")
 
         # The fast schedule, for real: whole process, timed until it reports the checkpoint.
         # Its 90 s is absolute, so the matmul rate is taken just before and after: a rate well
