@@ -16,7 +16,9 @@ Public API:
 Only numpy and Pillow are used; importing the module does nothing.
 """
 
+import ctypes
 import errno
+import functools
 import math
 import os
 import re
@@ -104,6 +106,32 @@ _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # Exceptions Pillow's plugins signal a corrupt or truncated file with.
 _CORRUPT = (OSError, ValueError, SyntaxError, EOFError, IndexError, KeyError, TypeError,
             struct.error, ZeroDivisionError)
+
+
+@functools.cache
+def _silence_libtiff():
+    """Stop the libtiff inside Pillow printing its messages on stderr (once per process).
+
+    libtiff reports a damaged strip ("ZIPDecode: Decoding error at scanline
+    0, ...") by printing it from C, where no Python filter reaches, and then
+    returns an error that Pillow raises and `read` turns into its one line.
+    Found through the process's mapped libraries (Linux); elsewhere the
+    messages stay.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split()[-1] for line in maps if "/libtiff" in line}
+    except OSError:
+        return
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            for setter in (lib.TIFFSetErrorHandler, lib.TIFFSetWarningHandler):
+                setter.restype = ctypes.c_void_p
+                setter.argtypes = [ctypes.c_void_p]
+                setter(None)
+        except (OSError, AttributeError):
+            pass
 
 
 def source_name(source):
@@ -323,6 +351,8 @@ def _decode(im, name):
 
     width, height = im.size
     _check_cost(im, name)
+    if im.format == "TIFF":
+        _silence_libtiff()
     im.load()
     transparent = im.info.get("transparency") is not None
     im = _shrink(im, math.ceil(max(im.size) / MAX_SIDE), transparent)

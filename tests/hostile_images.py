@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-__all__ = ["AUDIT_SIDE", "big_image", "many_scans_jpeg", "many_pages_tiff", "worst_case_images"]
+__all__ = ["AUDIT_SIDE", "BIG_KINDS", "big_image", "many_scans_jpeg", "many_pages_tiff", "bad_tag_tiff",
+           "worst_case_images"]
 
 # The side of the audit's big-but-small images (88 megapixels).
 AUDIT_SIDE = 9400
@@ -112,6 +113,27 @@ def many_scans_jpeg(path, side=8000, scans=2000):
     return path
 
 
+def _one_pixel_tiff(pages, extra=()):
+    """Bytes of a little-endian TIFF of `pages` one-pixel gray pages sharing one pixel.
+
+    extra: more (tag, type, count, value) entries for every page.
+    """
+    tags = [(256, 3, 1, 1), (257, 3, 1, 1), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),  # 1x1, 8 bit, raw, gray
+            (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, 1), (279, 4, 1, 1)  # the strip: the byte at 8
+            ] + list(extra)
+    ifd_size = 2 + 12 * len(tags) + 4
+    first = 10
+    out = bytearray(b"II*\x00" + struct.pack("<I", first) + b"\x80\x00")
+    for page in range(pages):
+        following = first + (page + 1) * ifd_size if page + 1 < pages else 0
+        out += struct.pack("<H", len(tags))
+        for tag, kind, count, value in tags:
+            field = struct.pack("<HH", value, 0) if kind == 3 and count == 1 else struct.pack("<I", value)
+            out += struct.pack("<HHI", tag, kind, count) + field
+        out += struct.pack("<I", following)
+    return bytes(out)
+
+
 def many_pages_tiff(path, pages=130_000):
     """Write a TIFF of `pages` one-pixel pages (114 bytes each), all sharing one pixel.
 
@@ -124,23 +146,25 @@ def many_pages_tiff(path, pages=130_000):
     Returns:
         The Path written.
     """
-    entries = 9
-    ifd_size = 2 + 12 * entries + 4
-    pixel = 8  # the one pixel's byte, right after the header
-    first = 10
-    out = bytearray(b"II*\x00" + struct.pack("<I", first) + b"\x80\x00")
-    for page in range(pages):
-        at = first + page * ifd_size
-        following = at + ifd_size if page + 1 < pages else 0
-        tags = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1),  # 1x1, 8 bit, raw, gray
-                (273, 4, pixel), (277, 3, 1), (278, 3, 1), (279, 4, 1)]           # strip, 1 sample, 1 row, 1 byte
-        out += struct.pack("<H", entries)
-        for tag, kind, value in tags:
-            field = struct.pack("<I", value) if kind == 4 else struct.pack("<HH", value, 0)
-            out += struct.pack("<HHI", tag, kind, 1) + field
-        out += struct.pack("<I", following)
     path = Path(path)
-    path.write_bytes(bytes(out))
+    path.write_bytes(_one_pixel_tiff(pages))
+    return path
+
+
+def bad_tag_tiff(path):
+    """Write a one-pixel TIFF whose ImageDescription lies past the end of the file.
+
+    Pillow reads the pixel but warns ("Tag data larger than file ...") as it
+    opens it, a warning Python prints with its source line unless filtered.
+
+    Args:
+        path: file to write.
+
+    Returns:
+        The Path written.
+    """
+    path = Path(path)
+    path.write_bytes(_one_pixel_tiff(1, [(270, 2, 1000, 2 ** 31)]))
     return path
 
 
