@@ -1,7 +1,8 @@
 """The draw-a-digit page in a real browser: Debian's chromium, headless, driven by Playwright.
 
 No browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`, which
-.ci/run does) and fails, not skips, without it, so a missing install step turns CI red. The page
+.ci/run does) and fails, not skips, without it, so a missing install step turns CI red. Marked
+`browser`, it runs after the default suite: `pytest -m browser`. The page
 may reach nothing but the test's own server: any other request fails the test.
 
     python tests/test_browser.py model2.ckpt images/page.png    # the README's screenshot
@@ -23,6 +24,8 @@ except ImportError:  # the `browser` fixture then fails every test with the line
     expect = sync_playwright = None
 
 pytest_plugins = ["serve_fixtures"]
+# Run after the default suite, once chromium is installed (.ci/run): pytest -m browser
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
