@@ -22,6 +22,8 @@ by nature: run it on an idle machine.
     predict_ms_per_extra_image  (600 images in one call − 1 image) / 599 ≤ 3
     training_peak_rss_mb        peak RSS of a training process           ≤ 2500
     predict_peak_rss_mb         peak RSS of a predict process            ≤ 1000
+    predict_peak_rss_mb_hostile ... on the worst images for memory
+                                (tests/hostile_images.py)                ≤ 1000
     serve_answered_correctly    predict_2.py --serve, 8 clients × 50
                                 requests at once (tests/load_serve.py),
                                 each answer checked                      ≥ 400
@@ -70,6 +72,7 @@ TARGETS = [  # (figure, comparison, bound)
     ("predict_ms_per_extra_image", "<=", 3.0),
     ("training_peak_rss_mb", "<=", 2500),
     ("predict_peak_rss_mb", "<=", 1000),
+    ("predict_peak_rss_mb_hostile", "<=", 1000),
     ("serve_answered_correctly", ">=", 400),
     ("fast_schedule_accuracy", ">=", 0.992),
     ("fast_schedule_seconds", "<=", 90),
@@ -143,8 +146,10 @@ class Run:
         return cast(m.group(1).replace(",", ""))
 
 
-def run(cmd, cwd, env):
+def run(cmd, cwd, env, check=True):
     """Run `cmd` to completion; wall time from spawn to exit, and its own peak RSS.
+
+    check: raise if it exits non-zero (a refused image exits 1: check=False).
 
     os.wait4 gives the rusage of exactly this child (RUSAGE_CHILDREN would be
     the maximum over every child so far).
@@ -164,7 +169,7 @@ def run(cmd, cwd, env):
         err_file.seek(0)
         err = err_file.read().decode(errors="replace")
     out = "".join(lines)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{err[-3000:]}")
     return Run(seconds, usage.ru_maxrss * 1024 / 1e6, out, err, list(zip(line_times, lines)))
 
@@ -316,6 +321,15 @@ def main(argv=None):
         report(f"predict_{len(images)}_images_seconds", batch, "{:.2f}")
         report("predict_ms_per_extra_image", (batch - one) / (len(images) - 1) * 1000, "{:.2f}")
         report("predict_peak_rss_mb", max(x.rss_mb for x in ones + batches), "{:.0f}")
+        # The worst images for memory and time (tests/hostile_images.py), at the largest side
+        # still accepted (7,000², measured) and at the audit's 9,400² (refused): predict's peak.
+        import hostile_images  # noqa: PLC0415  (tests/, this script's folder, is on sys.path)
+        worst = []
+        for side in (7000, hostile_images.AUDIT_SIDE):
+            for path in hostile_images.worst_case_images(tmp / f"hostile{side}", side=side).values():
+                worst.append(run(predict_cmd + [path], tmp, env, check=False))
+        report("predict_peak_rss_mb_hostile", max(x.rss_mb for x in worst), "{:.0f}")
+        report("predict_seconds_hostile", max(x.seconds for x in worst), "{:.2f}")
         answers = re.findall(r"_(\d)\.png: (\d+) ", batches[-1].out)
         print(f"# predict check: {len(answers)} answers for {len(images)} images, "
               f"{sum(a == b for a, b in answers)} right", flush=True)
