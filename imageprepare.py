@@ -74,7 +74,8 @@ _LINES_RATIO = 1.5
 # writing's is background (a shadow, a table, a finger), not a digit.
 _SOLID_WIDTHS = 2.0
 # ... and as wide as this share of its own smaller extent (a shadow or a
-# table band is a blob), beside writing of at least _SOLID_BESIDE of its ink.
+# table band is a blob), meeting the frame along twice that share, beside
+# writing of at least _SOLID_BESIDE of its ink.
 _SOLID_SHARE = 0.1
 _SOLID_BESIDE = 0.02
 
@@ -691,8 +692,13 @@ def _solid_at_frame(pieces, labels, stats):
     # And only beside writing of some substance, not a speck or a cursor
     # ring next to a bold digit that runs off the picture.
     beside = stats[inner, 4].sum() >= _SOLID_BESIDE * stats[:, 4]
+    # A shadow or a table meets the frame along a stretch; a digit of a
+    # tight crop touches it at a point.
+    contact = np.zeros(n)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        contact += np.bincount(edge[edge >= 0], minlength=n)
     return (at_frame & beside & (width > _SOLID_WIDTHS * max(pen, 1.0))
-            & (width > _SOLID_SHARE * extent))
+            & (width > _SOLID_SHARE * extent) & (contact >= _SOLID_SHARE * 2 * extent))
 
 
 def _clean(pieces):
