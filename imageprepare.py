@@ -338,7 +338,9 @@ def _polarity(gray):
         s = _resize(gray, (max(1, round(w * f)), max(1, round(h * f))),
                     Image.Resampling.BOX)
     light, dense = _polarity_by_area(s)
-    if not light:
+    # (A drawing on a flat black background has no shadows to mistake.)
+    flat = np.count_nonzero(s == np.median(s)) > 0.5 * s.size
+    if not light and not flat:
         # Strokes are thin: thin dark lines on light paper (the black
         # top-hat, closing minus picture) that clearly outweigh thin light
         # lines (the white top-hat) are ink on paper, however much of the

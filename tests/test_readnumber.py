@@ -347,9 +347,11 @@ def test_importing_readnumber_does_nothing(tmp_path):
 
 # Floors set an honest margin below what tests/measure_numbers.py measured
 # with the --fast model on MNIST test digits (see the README's figures).
-TOUCHING_FLOOR = 0.05
-SHADOW_FLOOR = 0.45
-FAT_FLOOR = 0.85
+# Measured (300 numbers per kind, test digits, model trained with --fast):
+# touching 4-14 % per kind, gapped 91-97 %, fat marker 95 %, shadows 68-73 %.
+TOUCHING_FLOOR = 0.04
+SHADOW_FLOOR = 0.55
+FAT_FLOOR = 0.88
 
 
 def model_classify(prefix):
@@ -383,7 +385,7 @@ def fast_classify(fast_model2):
 def test_numbers_with_gaps_are_read_exactly(fast_classify, mnist):
     # Measured with tests/measure_numbers.py: see the README's figures per kind.
     kinds = ["plain", "photo", "transparent_rgba", "white_on_black", "tight", "big_canvas"]
-    assert exact_rate(fast_classify, mnist, kinds, 120, 7) >= 0.93
+    assert exact_rate(fast_classify, mnist, kinds, 120, 7) >= 0.90
 
 
 @pytest.mark.slow
@@ -403,7 +405,7 @@ def test_fat_marker_numbers_are_read(fast_classify, mnist):
 
 @pytest.mark.slow
 def test_photos_with_shadows_colour_and_slant_are_read(fast_classify, mnist):
-    assert exact_rate(fast_classify, mnist, ["photo_colour", "photo_slant"], 80, 9) >= 0.85
+    assert exact_rate(fast_classify, mnist, ["photo_colour", "photo_slant"], 80, 9) >= 0.88
     assert exact_rate(fast_classify, mnist, ["photo_shadow"], 60, 10) >= SHADOW_FLOOR
 
 
