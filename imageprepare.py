@@ -21,19 +21,14 @@ Only numpy and Pillow are used; importing the module does nothing.
 """
 
 import math
-import os
-import struct
-import warnings
 from collections import namedtuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from imagefile import ImageError, read as _read, source_name as _source_name
 
 __all__ = ["ImageError", "Writing", "load_ink", "find_writing", "to_mnist", "prepare"]
-
-
-class ImageError(ValueError):
-    """A user-facing, one-line problem with an input image (names the file)."""
 
 
 Writing = namedtuple("Writing", "ink scale")
@@ -44,11 +39,6 @@ scale: (sx, sy), from its pixel coordinates to the original image's (as
     displayed, after EXIF orientation).
 """
 
-
-# Larger images are shrunk to this longest side as soon as they are decoded:
-# a digit needs far fewer pixels than a phone photo has, and a 1000 px image
-# still keeps a fine pen stroke visible.
-_MAX_SIDE = 1000
 
 # to_mnist works at _K times the final resolution (a 20*_K box) so that
 # stroke-width changes and sub-pixel centring are precise; the final 28x28 is
@@ -83,126 +73,6 @@ _SOLID_BESIDE = 0.02
 # in a photo: shadows, tables, hands.
 _WIDE_STROKES = 4
 
-# EXIF orientation tag value -> the transpose that shows the image upright.
-_EXIF_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-
-# --------------------------------------------------------------------------
-# Decoding
-# --------------------------------------------------------------------------
-
-def _source_name(source):
-    if isinstance(source, Image.Image):
-        return getattr(source, "filename", "") or "the image"
-    return os.fspath(source)
-
-
-def _decode(im):
-    """Decode a PIL image into float32 gray (1 = white) at <= _MAX_SIDE.
-
-    Returns (gray, alpha or None, (width, height) of the upright original).
-    """
-    # Animated GIF/WebP/multi-page TIFF: the first frame is the picture.
-    if getattr(im, "n_frames", 1) > 1:
-        im.seek(0)
-
-    try:
-        orientation = int(im.getexif().get(0x0112, 1))
-    except Exception:  # a broken EXIF block must not make a good image fail
-        orientation = 1
-    transpose = _EXIF_TRANSPOSE.get(orientation)
-
-    width, height = im.size
-    factor = math.ceil(max(width, height) / _MAX_SIDE)
-    if factor > 1 and im.format == "JPEG":
-        # JPEG can decode at 1/2, 1/4 or 1/8 scale directly (DCT scaling),
-        # which keeps a 12-megapixel photo from ever being fully decoded.
-        im.draft(im.mode, (math.ceil(width / factor), math.ceil(height / factor)))
-
-    mode = im.mode
-    if im.info.get("transparency") is not None and mode in ("1", "L", "P", "RGB"):
-        # A transparent colour key or palette alpha becomes a real alpha band.
-        im = im.convert("LA" if mode in ("1", "L") else "RGBA")
-        mode = im.mode
-    if mode in ("LA", "La", "RGBA", "RGBa", "PA"):
-        # Premultiplied alpha, so that shrinking below averages colour
-        # weighted by opacity: transparent pixels' hidden colour (often
-        # black) must not bleed into the picture.
-        if mode == "PA":
-            im = im.convert("RGBA")
-        im = im.convert("La" if mode in ("LA", "La") else "RGBa")
-    elif mode in ("P", "1"):
-        im = im.convert("L")
-    elif mode.startswith("I;16"):
-        im = im.convert("I")  # reduce() has no 16-bit mode; "I" holds it exactly
-    elif mode not in ("L", "RGB", "I", "F"):
-        im = im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
-    if im.mode == "RGB":
-        im = im.convert("L")  # Pillow's ITU-R 601 luminance, in C
-
-    factor = math.ceil(max(im.size) / _MAX_SIDE)
-    if factor > 1:
-        im = im.reduce(factor)
-    if transpose is not None:
-        im = im.transpose(transpose)
-
-    alpha = None
-    if im.mode in ("La", "RGBa"):
-        # Pillow's own luminance conversion (ITU-R 601, as convert('L')) of
-        # the premultiplied colour bands, and the opacity band.
-        bands = im.split()
-        alpha = np.asarray(bands[-1], np.float32) * np.float32(1 / 255)
-        im = bands[0] if im.mode == "La" else Image.merge("RGB", bands[:3]).convert("L")
-    a = np.asarray(im)
-    if im.mode in ("I", "F"):
-        # 16/32-bit and float images: scale by the values actually used, so a
-        # 16-bit scan is neither clipped to white nor squashed to black.
-        a = np.nan_to_num(a.astype(np.float32))
-        lo, hi = float(a.min()), float(a.max())
-        gray = (a - lo) / (hi - lo) if hi > lo else np.ones_like(a)
-    else:
-        gray = a.astype(np.float32) * np.float32(1 / 255)
-        if alpha is not None:
-            # Composite the (premultiplied) colour on white paper.
-            gray += 1.0 - alpha
-    if transpose in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270,
-                     Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE):
-        width, height = height, width
-    return np.clip(gray, 0.0, 1.0), alpha, (width, height)
-
-
-def _read(source):
-    """Open and decode `source` safely; see _decode for the result."""
-    name = _source_name(source)
-    try:
-        with warnings.catch_warnings():
-            # An image over Image.MAX_IMAGE_PIXELS only warns by default; for a
-            # digit reader such a file is an attack or a mistake, so refuse it.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            if isinstance(source, Image.Image):
-                return _decode(source)
-            with Image.open(name) as im:
-                return _decode(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"cannot read {name}: image is too large "
-                         "(decompression-bomb guard)") from None
-    except FileNotFoundError:
-        raise ImageError(f"cannot read {name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"cannot read {name}: it is a directory") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            IndexError, KeyError, TypeError, struct.error, MemoryError) as exc:
-        # Pillow's plugins signal a corrupt or truncated file with any of these.
-        raise ImageError(f"cannot read {name}: not an image Pillow can open"
-                         ) from exc
 
 
 # --------------------------------------------------------------------------

@@ -375,11 +375,11 @@ def test_image_just_over_the_pillow_limit_is_refused_too(tmp_path, monkeypatch, 
 
 def digit_reader(prefix):
     """A restored DeepCNN as a function: 28×28 arrays → predicted digits."""
-    import common  # noqa: PLC0415 (TensorFlow only for these tests)
+    import checkpoint  # noqa: PLC0415 (TensorFlow only for these tests)
     from create_model_2 import DeepCNN  # noqa: PLC0415
 
     model = DeepCNN()
-    common.restore_checkpoint(model, prefix)
+    checkpoint.restore_checkpoint(model, prefix)
     return lambda arrays: np.asarray(model(np.asarray(arrays, np.float32).reshape(-1, 784))).argmax(axis=1)
 
 
