@@ -32,8 +32,7 @@ Digit = namedtuple("Digit", "value array box probs digitness")
 Digit.__doc__ = """One digit of a reading.
 
 value: int, the digit read (the class of the best path; nearly always
-    probs.argmax(), but the shape prior may prefer the runner-up class),
-    or None where the best path reads the piece as "not a digit" ("?").
+    probs.argmax(), but the shape prior may prefer the runner-up class).
 array: (28, 28) float32, what the network saw.
 box: (left, top, right, bottom) of its ink in the original image's pixels
     (as displayed, after EXIF orientation); right and bottom exclusive.
@@ -44,7 +43,7 @@ digitness: float in [0, 1], how much it looks like a digit at all.
 Reading = namedtuple("Reading", "number probability digits alternatives")
 Reading.__doc__ = """The best reading of an image.
 
-number: str, the digits left to right ("?" for a piece read as no digit).
+number: str, the digits left to right.
 probability: float, the share of the whole segmentation graph's weight
     held by the paths that spell `number`: low when another cut (or another
     digit) is nearly as good, e.g. "219" against "2019".
@@ -162,14 +161,6 @@ _LOG_PER_STROKE = -0.5
 # stay at 95.4 %. A network shown non-digits (outlier exposure) scores
 # fragments and merged digits lower, and needs less.
 _DIGITNESS_POWER = 2.0
-# A candidate read as "not a digit" scores (1 - digitness) x exp(_LOG_NOT_A_DIGIT). Tuned with
-# the --fast model on numbers of MNIST *training* digits (plain and 1-px pen, touching and
-# gapped, 60 each) and on non-digits of tests/nondigits.py (seeds 5000+, apart from the report's):
-# 0.5 / 0.15 / 0.05 answered 72 / 60 / 48 % of non-digits "?" (38 % with no such reading), but
-# gapped numbers lost 3–4 / 3 / 0 points. 0.05 costs numbers nothing.
-_LOG_NOT_A_DIGIT = float(np.log(0.05))
-# The characters of a candidate's 11 readings: the ten digits and "not a digit".
-_SYMBOLS = "0123456789?"
 
 # A writing at least this many times as long as wide has a line of digits;
 # its slant is corrected when beyond _SLANT_MIN degrees (up to _SLANT_MAX).
@@ -546,8 +537,7 @@ def _log_shape(sizes, line_height):
     lo, hi = _ASPECT_RANGE[None, :, 0], _ASPECT_RANGE[None, :, 1]
     out = np.maximum(0.0, np.maximum(np.log(w / np.minimum(h, line_height) / hi), np.log(lo * h / w)))
     short = np.maximum(0.0, np.log(_MIN_HEIGHT * line_height / h))
-    fragment = -0.5 * (short / _HEIGHT_SPREAD) ** 2
-    return -0.5 * (out / _ASPECT_SPREAD) ** 2 + fragment, fragment
+    return -0.5 * (out / _ASPECT_SPREAD) ** 2 - 0.5 * (short / _HEIGHT_SPREAD) ** 2
 
 
 def segment(source, single=False):
@@ -661,13 +651,9 @@ def decode(seg, probs, digitness=None):
     starts = np.array([s for s, _ in seg.edges])
     cut = seg.cut_strokes[starts]
     log_cut = np.where(cut >= 0, _LOG_PER_STROKE * cut, 0.0)
-    shape, fragment = _log_shape(seg.sizes, seg.line_height)
-    log_w = shape + log_cut[:, None] + _DIGITNESS_POWER * np.log(np.maximum(digitness, 1e-9))[:, None]
-    # An 11th reading of every candidate, "not a digit" (LeCun et al.'s garbage class), scored by
-    # how little it looks like a digit. Any shape may be no digit, but a fragment much shorter
-    # than the line is still penalised, so a digit's cut-off tail is no refused piece of its own.
-    log_not = np.log(np.maximum(1.0 - digitness, 1e-9)) + _LOG_NOT_A_DIGIT + fragment[:, 0] + log_cut
-    log_score = np.concatenate([np.log(np.maximum(probs, 1e-12)) + log_w, log_not[:, None]], axis=1)  # (K, 11)
+    log_w = (_log_shape(seg.sizes, seg.line_height) + log_cut[:, None]
+             + _DIGITNESS_POWER * np.log(np.maximum(digitness, 1e-9))[:, None])
+    log_score = np.log(np.maximum(probs, 1e-12)) + log_w  # (K, 10)
     out_of = [[] for _ in range(seg.nodes)]
     for idx, (s, e) in enumerate(seg.edges):
         out_of[s].append((idx, e))
@@ -688,7 +674,7 @@ def decode(seg, probs, digitness=None):
             top = np.argsort(-log_score[idx])[:3]
             for number, (best, summed, path) in here:
                 for c in top:
-                    key = number + _SYMBOLS[c]
+                    key = number + str(int(c))
                     new = best + log_score[idx, c]
                     new_sum = summed + log_score[idx, c]
                     old = beams[end].get(key)
@@ -703,7 +689,7 @@ def decode(seg, probs, digitness=None):
                                            path + (idx,) if new > old[0] else old[2])
     final = sorted(beams[-1].items(), key=lambda kv: -kv[1][0])
     number, (_, summed, path) = final[0]
-    digits = [Digit(None if v == "?" else int(v), seg.arrays[i], tuple(seg.boxes[i]), probs[i].astype(np.float32),
+    digits = [Digit(int(v), seg.arrays[i], tuple(seg.boxes[i]), probs[i].astype(np.float32),
                     float(digitness[i])) for v, i in zip(number, path)]
     norm = log_z[-1]
     runners = sorted(final[1:], key=lambda kv: -kv[1][1])[:5]
