@@ -9,19 +9,15 @@ import threading
 
 import pytest
 
-import create_model_2
 import predict
 import serve
 from create_model_2 import DeepCNN
 
 
 @pytest.fixture(scope="session")
-def served_checkpoint(mnist_dir, tmp_path_factory):
-    """A CNN trained for 300 steps (≈ 97 % on MNIST, ≈ 20 s): quick, yet a real reader of digits."""
-    prefix = str(tmp_path_factory.mktemp("serve_ckpt") / "model2.ckpt")
-    create_model_2.main(["--steps", "300", "--learning-rate", "1e-3", "--log-every", "1000",
-                         "--data-dir", mnist_dir, "--checkpoint", prefix])
-    return prefix
+def served_checkpoint(model2_ckpt):
+    """The suite's 300-step CNN (conftest.model2_ckpt): the server's model in these tests."""
+    return model2_ckpt
 
 
 @pytest.fixture(scope="session")

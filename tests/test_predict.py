@@ -25,15 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def model2_ckpt(mnist_dir, tmp_path_factory):
-    """A CNN trained for 300 steps (≈ 97 % on MNIST): quick, yet a real reader of digits."""
-    prefix = str(tmp_path_factory.mktemp("ckpt") / "model2.ckpt")
-    create_model_2.main(["--steps", "300", "--learning-rate", "1e-3", "--log-every", "1000",
-                         "--data-dir", mnist_dir, "--checkpoint", prefix])
-    return prefix
-
-
-@pytest.fixture(scope="session")
 def model1_ckpt(mnist_dir, tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("ckpt1") / "model.ckpt")
     create_model_1.main(["--steps", "300", "--data-dir", mnist_dir, "--checkpoint", prefix])
