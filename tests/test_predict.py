@@ -12,7 +12,6 @@ from PIL import Image
 
 import checkpoint
 import create_model_1
-import create_model_2
 import imageprepare
 import notadigit
 import predict
