@@ -217,12 +217,10 @@ def record(name, reading, accept_all=False):
         return {"image": name, "error": str(reading)}
     digits = []
     for d in reading.digits:
-        # The number reader's reading of the piece, or the network's best digit where the
-        # reader chose "not a digit" (value None).
-        best = int(d.probs.argmax()) if d.value is None else d.value
+        best = d.value
         entry = {"digit": best, "probability": round(float(d.probs[best]), 4),
                  "probabilities": [round(float(p), 4) for p in d.probs], "box": [int(v) for v in d.box]}
-        if (d.value is None or d.digitness < 0.5) and not accept_all:
+        if d.digitness < 0.5 and not accept_all:
             entry.update(digit=None, rejected=True, guess=best, score=round(float(d.digitness), 4))
         digits.append(entry)
     out = {"image": name}
