@@ -326,6 +326,7 @@ def main(argv=None):
         import hostile_images  # noqa: PLC0415  (tests/, this script's folder, is on sys.path)
         worst = []
         for side in (7000, hostile_images.AUDIT_SIDE):
+            (tmp / f"hostile{side}").mkdir()
             for path in hostile_images.worst_case_images(tmp / f"hostile{side}", side=side).values():
                 worst.append(run(predict_cmd + [path], tmp, env, check=False))
         report("predict_peak_rss_mb_hostile", max(x.rss_mb for x in worst), "{:.0f}")
