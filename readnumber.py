@@ -362,6 +362,8 @@ def _primitives(cells, height):
             blob.append(i)
             cut.append(crossed)
             crossed = float(sub[rows, np.minimum(p, x1 - x0 - 1)].sum())
+    if len(prims) < 2:
+        return prims, blob, cut  # (a lone primitive is no crumb)
     # Crumbs join their nearest primitive (by box gap).
     masses = np.array([p.sum() for p in prims], float)
     boxes = [_box(p) for p in prims]
@@ -381,9 +383,10 @@ def _on_the_line(prims, blob, crossed, height):
     The line runs through the median height of the joined pieces; a
     primitive whose middle lies more than _OFF_LINE line heights above or
     below it (a blot of shade in a corner, a mark under the number) is not
-    one of its digits.
+    one of its digits. Returns the kept (prims, blob, crossed) and their boxes.
     """
-    middle = np.array([(lambda b: 0.5 * (b[1] + b[3]))(_box(p)) for p in prims])
+    boxes = [_box(p) for p in prims]
+    middle = np.array([0.5 * (b[1] + b[3]) for b in boxes])
     # Each joined piece votes once, at its ink's middle height, however many
     # primitives it was cut into and however big it is (a blot is big).
     pieces = sorted(set(blob))
@@ -391,8 +394,9 @@ def _on_the_line(prims, blob, crossed, height):
     line = float(np.median(votes))
     keep = [i for i in range(len(prims)) if abs(middle[i] - line) <= _OFF_LINE * height]
     if not keep:
-        return prims, blob, crossed
-    return [prims[i] for i in keep], [blob[i] for i in keep], [crossed[i] for i in keep]
+        return prims, blob, crossed, boxes
+    return ([prims[i] for i in keep], [blob[i] for i in keep], [crossed[i] for i in keep],
+            [boxes[i] for i in keep])
 
 
 def _linked(a, b, joined, height):
@@ -415,9 +419,11 @@ def _linked(a, b, joined, height):
 
 def _stroke_cells(cells):
     """Pen width in cells (2 x area / outline), at least 1."""
-    solid = np.pad(cells, 1)
-    outline = np.count_nonzero(np.diff(solid, axis=0)) + np.count_nonzero(np.diff(solid, axis=1))
-    return max(1.0, 2.0 * float(solid.sum()) / max(outline, 1))
+    # Edges between ink and paper, the picture's border counting as paper.
+    outline = (np.count_nonzero(cells[1:] != cells[:-1]) + np.count_nonzero(cells[:, 1:] != cells[:, :-1])
+               + np.count_nonzero(cells[0]) + np.count_nonzero(cells[-1])
+               + np.count_nonzero(cells[:, 0]) + np.count_nonzero(cells[:, -1]))
+    return max(1.0, 2.0 * float(np.count_nonzero(cells)) / max(outline, 1))
 
 
 def _grid(ink, height):
@@ -484,11 +490,17 @@ def _line_angle(ink):
     """
     step = max(1, int(max(ink.shape) // 256))
     small = ink[::step, ::step]
-    ys, xs = np.nonzero(small > imageprepare._Pieces.THRESHOLD)
-    if xs.size < 10 or np.ptp(xs) < _SLANT_WIDE * np.ptp(ys):
+    on = small > imageprepare._Pieces.THRESHOLD
+    if np.count_nonzero(on) < 10:
+        return 0.0
+    inked_x = np.flatnonzero(on.any(axis=0))
+    inked_y = np.flatnonzero(on.any(axis=1))
+    if inked_x[-1] - inked_x[0] < _SLANT_WIDE * (inked_y[-1] - inked_y[0]):
         # A line of digits is wider than tall even at 40 degrees; a single
         # slanted 1 or 7, drawn with a thin pen, is long and narrow too.
+        # (Decided on the ink's extent, before its pixels are listed.)
         return 0.0
+    ys, xs = np.nonzero(on)
     w = small[ys, xs]
     mx, my = np.average(xs, weights=w), np.average(ys, weights=w)
     cov = np.cov(np.stack([xs - mx, ys - my]), aweights=w)
@@ -501,7 +513,7 @@ def _line_angle(ink):
     # Digits standing apart: the median slope between their centres
     # (Theil-Sen), which a blot off the line cannot tilt as it tilts the
     # principal axis.
-    labels, n, (rows, starts, ends, comp) = imageprepare._label(small > imageprepare._Pieces.THRESHOLD)
+    labels, n, (rows, starts, ends, comp) = imageprepare._label(on)
     mass = np.bincount(comp, weights=ends - starts, minlength=n)
     big = np.flatnonzero(mass >= 0.05 * mass.max())
     if big.size >= 3:
@@ -573,8 +585,7 @@ def segment(source, single=False):
     f, cells = _grid(ink, height_px)
     height = height_px / f
     prims, blob, crossed = _primitives(cells, height)
-    prims, blob, crossed = _on_the_line(prims, blob, crossed, height)
-    boxes = [_box(p) for p in prims]
+    prims, blob, crossed, boxes = _on_the_line(prims, blob, crossed, height)
     order = sorted(range(len(prims)), key=lambda i: boxes[i][0] + boxes[i][2])
     prims = [prims[i] for i in order]
     boxes = [boxes[i] for i in order]
