@@ -207,7 +207,8 @@ def record(name, reading, accept_all=False):
         accept_all: never refuse a digit as "not a digit".
 
     Returns:
-        A dict: `number` ("?" where a piece is no digit), `probability`
+        A dict: `number` ("?" where a piece is no digit; just "?", with `rejected`,
+        when no piece is), `probability`
         (confidence of the whole reading), `digits` (each with `digit` — None
         when refused, then `rejected`, `guess` and `score` —, `probability`,
         `probabilities`, `box`) and, for a single digit, the same keys at the
@@ -233,6 +234,10 @@ def record(name, reading, accept_all=False):
     else:
         out["probability"] = round(float(reading.probability), 4)
     out["number"] = "".join("?" if d["digit"] is None else str(d["digit"]) for d in digits)
+    if len(digits) > 1 and all(d["digit"] is None for d in digits):
+        # No piece is a digit: the ink is one thing that is not a number (a word, a drawing),
+        # not a number of unknown digits.
+        out.update(number="?", rejected=True)
     out["digits"] = digits
     if reading.alternatives:
         out["alternatives"] = [[text, round(float(p), 4)] for text, p in reading.alternatives]

@@ -251,12 +251,14 @@ def test_a_checkpoint_without_a_threshold_still_predicts_and_says_so_once(mnist,
     assert "no \"not a digit\" threshold" in note and "retrain" in note
 
 
-def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
-    def digit(value, digitness):
-        probs = np.full(10, 0.01, np.float32)
-        probs[value] = 0.91
-        return readnumber.Digit(value, np.zeros((28, 28), np.float32), (0, 0, 1, 1), probs, digitness)
+def digit(value, digitness):
+    """A readnumber.Digit read as `value` at 91 % with this digitness."""
+    probs = np.full(10, 0.01, np.float32)
+    probs[value] = 0.91
+    return readnumber.Digit(value, np.zeros((28, 28), np.float32), (0, 0, 1, 1), probs, digitness)
 
+
+def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
     reading = readnumber.Reading("2046", 0.8, [digit(2, 0.9), digit(0, 0.8), digit(4, 0.1), digit(6, 0.7)],
                                  [("2016", 0.1)])
     record = predict.record("n.png", reading)
@@ -264,6 +266,14 @@ def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
     assert record["digits"][2]["digit"] is None and record["digits"][2]["guess"] == 4
     assert record["alternatives"] == [["2016", 0.1]]
     assert predict.record("n.png", reading, accept_all=True)["number"] == "2046"
+
+
+def test_ink_of_which_no_piece_is_a_digit_is_one_question_mark_not_several():
+    reading = readnumber.Reading("47", 0.6, [digit(4, 0.2), digit(7, 0.3)], [])
+    record = predict.record("smiley.png", reading)
+    assert record["number"] == "?" and record["rejected"] is True
+    assert [d["guess"] for d in record["digits"]] == [4, 7]
+    assert predict.record("smiley.png", reading, accept_all=True)["number"] == "47"
 
 
 # --------------------------------------------------------------------------
