@@ -650,10 +650,11 @@ def _stroke_width(m):
 
 def _tight(a, threshold):
     """Crop a 2-D array to the box of values above threshold (or None)."""
-    rows = np.flatnonzero((a > threshold).any(axis=1))
+    on = a > threshold
+    rows = np.flatnonzero(on.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero((a > threshold).any(axis=0))
+    cols = np.flatnonzero(on.any(axis=0))
     return a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
@@ -688,7 +689,8 @@ def to_mnist(ink):
     a = np.asarray(ink, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"to_mnist needs a 2-D ink array, got shape {a.shape}")
-    a = np.clip(np.nan_to_num(a), 0.0, 1.0)
+    # Into [0, 1], NaN to 0 (fmax and fmin ignore a NaN).
+    a = np.fmin(np.fmax(a, np.float32(0.0)), np.float32(1.0))
     out = np.zeros((28, 28), np.float32)
     peak = float(a.max())
     if peak <= 0.0:
@@ -700,7 +702,9 @@ def to_mnist(ink):
     # is as much a stroke as a bold one.
     level = float(np.percentile(m[m > 0.1 * m.max()], 90))
     m = np.clip(m * (1.0 / max(level, 1e-3)), 0.0, 1.0)
-    m = _sharpen(np.pad(m, 2 * _K))
+    padded = np.zeros((m.shape[0] + 4 * _K, m.shape[1] + 4 * _K), np.float32)
+    padded[2 * _K:-2 * _K, 2 * _K:-2 * _K] = m
+    m = _sharpen(padded)
 
     width = _stroke_width(m) / _K
     if width < _WIDTH_MIN:

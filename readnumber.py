@@ -282,15 +282,16 @@ def _cut_paths(sub, height):
     # Crossing ink costs 1 a cell; straying from the start costs a little,
     # so that among equally clean paths the straightest wins.
     base = np.where(inside, 0.02 * np.abs(offsets)[None, :], np.inf)
-    ink = sub.astype(float)
+    ink = sub.astype(float)[:, colc]  # (h, n, 2r+1): the ink under each path's columns
     padded = np.full((n, 2 * r + 3), np.inf)  # the cost row with an inf border
-    padded[:, 1:-1] = base + ink[0][colc]
+    padded[:, 1:-1] = base + ink[0]
     back = np.zeros((h, n, 2 * r + 1), np.int8)
+    left, middle, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
     for y in range(1, h):
-        three = np.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]])
-        move = three.argmin(axis=0)
-        back[y] = move - 1
-        padded[:, 1:-1] = np.take_along_axis(three, move[None], 0)[0] + base + ink[y][colc]
+        best = np.minimum(np.minimum(left, middle), right)
+        # The move to the cheapest of the three, the leftmost among equals.
+        back[y] = np.where(left == best, -1, np.where(middle == best, 0, 1))
+        padded[:, 1:-1] = best + base + ink[y]
     cost = padded[:, 1:-1]
     end = cost.argmin(axis=1)
     total = cost[np.arange(len(starts)), end]
@@ -302,12 +303,14 @@ def _cut_paths(sub, height):
     # Nearly the same path from several starts: keep the cleanest; then the
     # cleanest few, as many as the piece's width can hold digits for.
     order = np.argsort(total + 1e-3 * np.abs(paths.mean(axis=1) - w / 2))
+    # Cuts neither cross nor run close to one another: each pair leaves a
+    # primitive between them.
+    apart = paths[:, None, :] - paths[None, :, :]
+    apart = ((apart.min(axis=2) * apart.max(axis=2) > 0)
+             & (np.abs(apart).mean(axis=2) > _CUT_SPACING * height))
     kept = []
     for i in order:
-        # Cuts neither cross nor run close to one another: each pair leaves
-        # a primitive between them.
-        if all((paths[i] - paths[j]).min() * (paths[i] - paths[j]).max() > 0
-               and np.abs(paths[i] - paths[j]).mean() > _CUT_SPACING * height for j in kept):
+        if apart[i, kept].all():
             kept.append(i)
     kept = kept[:min(_MAX_CUTS, max(1, int(round(_CUTS_PER_HEIGHT * w / height))))]
     return [paths[i] for i in sorted(kept, key=lambda i: paths[i].mean())]
