@@ -744,17 +744,23 @@ def to_mnist(ink):
     y1, x1 = min(oy + m.shape[0], size), min(ox + m.shape[1], size)
     if y1 > y0 and x1 > x0:
         canvas[y0:y1, x0:x1] = m[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-    # The _K x _K box mean, as strided sums: the same additions in the same
-    # order as canvas.reshape(28, _K, 28, _K).mean(axis=(1, 3)), but without
-    # numpy's slow reduction over short axes.
+    return np.clip(_box_mean(canvas), 0.0, 1.0).astype(np.float32)
+
+
+def _box_mean(canvas):
+    """Mean of each _K x _K block of a float32 canvas.
+
+    Strided sums: the same additions in the same order as
+    canvas.reshape(h, _K, w, _K).mean(axis=(1, 3)), so the same bits, but
+    without numpy's slow reduction over short axes.
+    """
     cols = canvas[:, 0::_K]
     for i in range(1, _K):
         cols = cols + canvas[:, i::_K]
     out = cols[0::_K]
     for i in range(1, _K):
         out = out + cols[i::_K]
-    out = out / np.float32(_K * _K)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return out / np.float32(_K * _K)
 
 
 # --------------------------------------------------------------------------

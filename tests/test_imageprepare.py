@@ -308,6 +308,73 @@ def test_first_frame_of_an_animation_is_the_picture(seven, seven_ref):
 
 
 # --------------------------------------------------------------------------
+# Building blocks: connected pieces, 3x3 filters, the 4x4 box mean
+# --------------------------------------------------------------------------
+
+def _flood_labels(mask):
+    """Reference 8-connected labelling: flood fill, pieces numbered by their first pixel in reading order."""
+    h, w = mask.shape
+    labels = np.full((h, w), -1)
+    n = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if labels[y, x] >= 0:
+            continue
+        labels[y, x] = n
+        todo = [(y, x)]
+        while todo:
+            cy, cx = todo.pop()
+            for ny in range(max(cy - 1, 0), min(cy + 2, h)):
+                for nx in range(max(cx - 1, 0), min(cx + 2, w)):
+                    if mask[ny, nx] and labels[ny, nx] < 0:
+                        labels[ny, nx] = n
+                        todo.append((ny, nx))
+        n += 1
+    return labels, n
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_labelling_finds_8_connected_pieces_numbered_in_reading_order(seed):
+    rng = np.random.default_rng(seed)
+    # Sparse to dense random masks: specks, diagonal chains, merging blobs;
+    # some touch the borders, one row or column may be empty or full.
+    mask = rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) < rng.uniform(0.1, 0.7)
+    labels, n, (rows, starts, ends, comp) = imageprepare._label(mask)
+    ref, ref_n = _flood_labels(mask)
+    assert n == ref_n
+    assert np.array_equal(labels, ref)
+    # The runs cover the set pixels exactly, each with its piece's number.
+    rebuilt = np.full(mask.shape, -1)
+    for r, a, b, c in zip(rows, starts, ends, comp):
+        rebuilt[r, a:b] = c
+    assert np.array_equal(rebuilt, ref)
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("op", [np.maximum, np.minimum])
+def test_filter3_is_one_max_or_min_step_with_the_edges_replicated(op, cross):
+    rng = np.random.default_rng(3)
+    for a in (rng.random((9, 13)).astype(np.float32), rng.random((1, 5)) > 0.5, rng.random((6, 1))):
+        p = np.pad(a, 1, mode="edge")
+        offsets = ([(0, 1), (1, 0), (1, 1), (1, 2), (2, 1)] if cross
+                   else [(dy, dx) for dy in range(3) for dx in range(3)])
+        want = p[1:-1, 1:-1]
+        for dy, dx in offsets:
+            want = op(want, p[dy:dy + a.shape[0], dx:dx + a.shape[1]])
+        out = imageprepare._filter3(a, op, cross=cross)
+        assert out.dtype == a.dtype
+        assert np.array_equal(out, want)
+
+
+def test_box_mean_is_bit_for_bit_numpys_block_mean():
+    # The arrays the network sees must not depend on how the mean is taken.
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        canvas = (rng.random((112, 112)) * (rng.random((112, 112)) < 0.4)).astype(np.float32)
+        want = canvas.reshape(28, 4, 28, 4).mean(axis=(1, 3))
+        assert np.array_equal(imageprepare._box_mean(canvas), want)
+
+
+# --------------------------------------------------------------------------
 # Bad input: every one gets its one-line error naming the file
 # --------------------------------------------------------------------------
 
