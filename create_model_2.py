@@ -18,6 +18,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+import cutexamples  # noqa: E402
 import outliers  # noqa: E402
 import training  # noqa: E402
 from quiet_tensorflow import tf  # noqa: E402
@@ -35,8 +36,18 @@ from quiet_tensorflow import tf  # noqa: E402
 # held out of every choice 18 % → 99 % (notadigit.py has the figures). 48 a step (a 4:1 mix)
 # and a bank of 2,400 doodles and glyphs (≈ 5 s to draw) cost ≈ 25 % more time.
 # tests/benchmark.py times it.
+#
+# Each step also shows it `cuts` candidates that the number reader cut out of made-up
+# numbers of training digits (cutexamples.py): right cuts with their digit's label, wrong ones
+# (fragments, merged neighbours) as non-digits, half and half. They are cut on the drawing
+# thread once the training digits are loaded (≈ 5 s per 2,000) and join at step `cuts_from` ×
+# steps, a fixed step so the same seed still gives the same weights. Measured through the
+# number reader (150 images per kind, MNIST test digits, seed 0): non-digits answered "?"
+# 48 → 57 %, touching numbers 20 → 20–22 %, gapped 91.1 → 91.3 %, single digits 96.7 → 96.4 %,
+# test accuracy 0.9928.
 FAST = dict(steps=1500, batch_size=200, learning_rate=4e-3, warmup=0.15, shift=2, pens=0.5,
-            non_digits=48, non_digit_weight=0.5, non_digit_bank=2400)
+            non_digits=48, non_digit_weight=0.5, non_digit_bank=2400,
+            cuts=48, cut_bank=4000, cuts_from=0.3)
 
 
 @tf.custom_gradient
@@ -200,7 +211,7 @@ def redraw_with_other_pens(images, share, seed):
     return tf.concat([tf.reshape(drawn, [-1, 784]), images[count:]], axis=0)
 
 
-def make_train_step(model, optimizer, seed, shift=0, pens=0.0, non_digits=None):
+def make_train_step(model, optimizer, seed, shift=0, pens=0.0, non_digits=None, cuts=None):
     """The tutorial's training step (cross-entropy, dropout, Adam) as one graph call.
 
     shift: if > 0, move each image by up to this many pixels first (the --fast schedule).
@@ -209,13 +220,18 @@ def make_train_step(model, optimizer, seed, shift=0, pens=0.0, non_digits=None):
         step (outliers.batch, drawing on the M×784 `bank` variable) join the batch, and the
         cross-entropy of their softmax against the uniform distribution, times `weight`,
         joins the loss.
+    cuts: None, or (images, labels, count, weight) (the --fast schedule): `count` of the
+        number reader's candidates a step, drawn from the M×784 `images` variable with their
+        M `labels` (-1: no digit; cutexamples.py). A labelled one adds its cross-entropy, a
+        non-digit its uniform loss times `weight`; their mean is scaled by the step's
+        `cut_weight` (0 until the bank is filled).
     """
     variables = model.trainable_variables
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, 784], tf.float32), tf.TensorSpec([None], tf.int64),
-        tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int64)])
-    def train_step(images, labels, learning_rate, step):
+        tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.float32)])
+    def train_step(images, labels, learning_rate, step, cut_weight):
         step_seed = tf.cast(tf.stack([seed, step]), tf.int32)
         digits = tf.shape(images)[0]
         # Streams of their own: the dropout mask draws from step_seed itself.
@@ -225,14 +241,26 @@ def make_train_step(model, optimizer, seed, shift=0, pens=0.0, non_digits=None):
             bank, count, _ = non_digits
             others = outliers.batch(images, labels, bank, count, tf.random.experimental.stateless_fold_in(step_seed, 3))
             images = tf.concat([images, others], axis=0)                       # (N + count)×784
+        if cuts:
+            cut_images, cut_labels, cut_count, _ = cuts
+            pick = tf.random.stateless_uniform([cut_count], tf.random.experimental.stateless_fold_in(step_seed, 4),
+                                               0, tf.shape(cut_images)[0], tf.int32)
+            cut_targets = tf.gather(cut_labels, pick)
+            images = tf.concat([images, tf.gather(cut_images, pick)], axis=0)  # (… + cut_count)×784
         if shift:
             images = shift_images(images, shift, tf.random.experimental.stateless_fold_in(step_seed, 1))
         with tf.GradientTape() as tape:
             logits = model(images, dropout_seed=step_seed)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits[:digits]))
+            others_end = tf.shape(logits)[0] - (cuts[2] if cuts else 0)
             if non_digits:
-                loss += non_digits[2] * outliers.uniform_loss(logits[digits:])
+                loss += non_digits[2] * outliers.uniform_loss(logits[digits:others_end])
+            if cuts:
+                z = logits[others_end:]
+                labelled = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(cut_targets, 0), logits=z)
+                uniform = tf.reduce_logsumexp(z, axis=1) - tf.reduce_mean(z, axis=1)
+                loss += cut_weight * tf.reduce_mean(tf.where(cut_targets >= 0, labelled, cuts[3] * uniform))
         optimizer.apply(tape.gradient(loss, variables), variables, learning_rate)
         return loss
 
@@ -248,7 +276,7 @@ def main(argv=None):
                              f"one-cycle learning rate peaking at {FAST['learning_rate']}, training images "
                              f"moved by up to {FAST['shift']} pixels, a {FAST['pens']} share of each batch "
                              f"redrawn with another pen, {FAST['non_digits']} non-digits a step to learn "
-                             "\"not a digit\"; overrides the defaults of --steps, "
+                             f"\"not a digit\", {FAST['cuts']} of the number reader's right and wrong cuts a step; overrides the defaults of --steps, "
                              "--batch-size and --learning-rate")
     args = parser.parse_args(argv)
     explicit = {a for a in ("steps", "batch_size", "learning_rate") if getattr(args, a) != parser.get_default(a)}
@@ -262,6 +290,8 @@ def main(argv=None):
     # The --fast non-digits are drawn on another thread while the graphs are traced (a few
     # seconds of Pillow and numpy); the variable holding them is traced empty and filled after.
     bank = tf.Variable(tf.zeros([FAST["non_digit_bank"] if args.fast else 1, 784]), trainable=False)
+    cut_images = tf.Variable(tf.zeros([FAST["cut_bank"] if args.fast else 1, 784]), trainable=False)
+    cut_labels = tf.Variable(tf.zeros([FAST["cut_bank"] if args.fast else 1], tf.int64), trainable=False)
     drawing = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     drawn = drawing.submit(outliers.bank, FAST["non_digit_bank"], args.seed) if args.fast else None
 
@@ -271,7 +301,8 @@ def main(argv=None):
         train_step = make_train_step(
             model, optimizer, args.seed, shift=FAST["shift"] if args.fast else 0,
             pens=FAST["pens"] if args.fast else 0.0,
-            non_digits=(bank, FAST["non_digits"], FAST["non_digit_weight"]) if args.fast else None)
+            non_digits=(bank, FAST["non_digits"], FAST["non_digit_weight"]) if args.fast else None,
+            cuts=(cut_images, cut_labels, FAST["cuts"], FAST["non_digit_weight"]) if args.fast else None)
         predict = tf.function(model.__call__, input_signature=[tf.TensorSpec([None, 784], tf.float32)])
         # Traced now, while MNIST loads, rather than at the first step.
         train_step.get_concrete_function()
@@ -290,10 +321,19 @@ def main(argv=None):
         data, (model, train_step, predict) = training.load_data_while(args, build, check_interrupt)
         if drawn:
             bank.assign(drawn.result())
-        drawing.shutdown()
+            # Copied here, before next_batch starts shuffling the training set in place.
+            cutting = drawing.submit(cutexamples.bank, data.train.images[:20000].copy(),
+                                     data.train.labels[:20000].copy(), FAST["cut_bank"], args.seed)
+        drawing.shutdown(wait=False)
+        cuts_from = int(FAST["cuts_from"] * args.steps) if args.fast else args.steps
+        cut_weight = np.float32(0.0)
         start = last = time.perf_counter()
         for step in range(args.steps):
             check_interrupt()
+            if step == cuts_from:
+                cut_images.assign(cutting.result()[0])
+                cut_labels.assign(cutting.result()[1])
+                cut_weight = np.float32(1.0)
             images, labels = data.train.next_batch(args.batch_size)
             if step % args.log_every == 0:
                 # As in the tutorial: accuracy on the batch about to be trained on, without dropout.
@@ -307,7 +347,7 @@ def main(argv=None):
                 else:
                     say(f"step {step}, training accuracy {accuracy:g}")
                 last = time.perf_counter()
-            loss = train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step))
+            loss = train_step(images, labels.astype(np.int64), np.float32(rate(step)), np.int64(step), cut_weight)
             training.check_loss(loss, step + 1)
         elapsed = time.perf_counter() - start
         training.finish(model, predict, data, args, elapsed, say, check_interrupt)

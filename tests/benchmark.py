@@ -104,7 +104,7 @@ def child_bare(steps, batch_size):
     for step in range(steps):
         if step == warm:
             start = time.perf_counter()
-        loss = train_step(images[step % 8], labels[step % 8], rate, np.int64(step))
+        loss = train_step(images[step % 8], labels[step % 8], rate, np.int64(step), np.float32(0))
     float(loss)
     if steps > warm:
         print(f"bare_images_per_second: {(steps - warm) * batch_size / (time.perf_counter() - start):.0f}")

@@ -51,8 +51,26 @@ def test_deep_cnn_loss_falls_over_a_few_steps():
     model = DeepCNN(seed=3)
     step = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3)
     x, y = random_images(50, seed=1), np.arange(50, dtype=np.int64) % 10
-    losses = [float(step(x, y, np.float32(1e-3), np.int64(i))) for i in range(15)]
+    losses = [float(step(x, y, np.float32(1e-3), np.int64(i), np.float32(0))) for i in range(15)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_number_readers_cuts_join_the_loss_only_with_their_weight():
+    x, y = random_images(20, seed=1), np.arange(20, dtype=np.int64) % 10
+    cut_images = tf.Variable(random_images(6, seed=2))
+    cut_labels = tf.Variable(np.array([3, -1, 7, -1, -1, 0], np.int64))
+
+    def first_loss(cut_weight):
+        model = DeepCNN(seed=3)
+        step = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3,
+                                              cuts=(cut_images, cut_labels, 4, 0.5))
+        return float(step(x, y, np.float32(1e-3), np.int64(0), np.float32(cut_weight)))
+
+    model = DeepCNN(seed=3)
+    plain = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3)
+    without = float(plain(x, y, np.float32(1e-3), np.int64(0), np.float32(0)))
+    assert first_loss(0.0) == pytest.approx(without, rel=1e-5)
+    assert first_loss(1.0) > first_loss(0.0) + 0.1
 
 
 def test_softmax_regression_loss_falls_over_a_few_steps(mnist):
