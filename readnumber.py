@@ -94,22 +94,36 @@ _GRID_HEIGHT = 40
 # digits (thin pen, plain, tight, drawn styles; touching and gapped), 0.8
 # and 1.0 read alike (within 1 in 100 per kind); 1.0 makes fewer candidates.
 _CUT_MIN_WIDTH = 1.0
-# Cuts are tried no closer than this to a piece's sides (x line height): a
-# narrow 1 is ~0.15 wide.
+# Cut paths keep at least this far from a piece's sides (x line height): a
+# narrow 1 is ~0.15 wide; and a path hugging the side would run along the
+# outer stroke of the first or last digit, crossing "one stroke".
 _CUT_MARGIN = 0.12
 # A cut path may wander this far (x line height) from its starting column to
 # follow the gap between two strokes.
-_CUT_WANDER = 0.35
+_CUT_WANDER = 0.25
 # Cut paths start at the valleys of the profiles and every _CUT_PITCH line
 # heights between them.
 _CUT_PITCH = 0.1
-# At most this many cuts per line height of a piece's width, the cleanest
-# first, each at least _CUT_SPACING line heights from the others.
-_CUTS_PER_HEIGHT = 3
-_CUT_SPACING = 0.2
-# and never more than this many in one piece (eight joined digits' worth),
+# The cuts crossing the fewest strokes are kept first, each at least
+# _CUT_SPACING line heights from the others; the first _UNCUT_WIDTH line
+# heights of a piece's width hold none, the rest up to _CUTS_PER_HEIGHT per
+# line height: a piece as wide as one broad digit (1.0-1.2) gets one to three
+# cuts, two joined digits (1.3-1.8) four to seven. Measured on 150 touching
+# numbers of MNIST training digits per pen (/work/scratch/s10/diag.py's
+# oracle: some path of candidates matches the true digits), plain/thin/thick:
+# 95/14/117 with the least ink first, 3 cuts per line height from zero
+# width, spacing 0.2 and wander 0.35; 119/16/132 with these (thin pen 39 ->
+# 52 when its true boxes are the ink's, not the skeleton's array), at 1.3-1.7x
+# the candidates (22-26 a number) and as many for single MNIST digits as
+# before (2.3 a digit). A budget per line height from zero width cuts broad
+# single digits into more fragments (more candidates, and gapped numbers
+# read worse); wander 0.2 or spacing 0.12 add little for their candidates.
+_CUT_SPACING = 0.15
+_UNCUT_WIDTH = 0.8
+_CUTS_PER_HEIGHT = 7
+# Never more than this many in one piece (eight joined digits, ~6 line heights),
 # which bounds the candidates of a long stroke or an underline.
-_MAX_CUTS = 24
+_MAX_CUTS = 36
 
 # A part cut out of a piece with less than _SLIVER of its ink is merged
 # into the next part; a primitive with less than _CRUMB of the median
@@ -243,8 +257,9 @@ def _cut_paths(sub, height):
     Starting columns are the minima of the ink profile and the valleys of
     the upper and lower contour (where two digits meet); from each, the path
     of least ink from top to bottom is found by dynamic programming, moving
-    at most one cell sideways per row and at most _CUT_WANDER line heights
-    from its start, so that it follows the gap between two strokes.
+    at most one cell sideways per row, at most _CUT_WANDER line heights
+    from its start and never nearer the sides than _CUT_MARGIN, so that it
+    follows the gap between two strokes.
 
     Args:
         sub: (h, w) bool cells of the piece.
@@ -277,7 +292,7 @@ def _cut_paths(sub, height):
     r = max(1, int(round(_CUT_WANDER * height)))
     offsets = np.arange(-r, r + 1)
     cols = starts[:, None] + offsets[None, :]  # (n, 2r+1) columns each path may use
-    inside = (cols >= 1) & (cols < w)
+    inside = (cols >= margin) & (cols <= w - margin)
     colc = np.clip(cols, 0, w - 1)
     # Crossing ink costs 1 a cell; straying from the start costs a little,
     # so that among equally clean paths the straightest wins.
@@ -300,9 +315,20 @@ def _cut_paths(sub, height):
     for y in range(h - 1, -1, -1):
         paths[:, y] = cols[np.arange(len(starts)), k]
         k = k + back[y, np.arange(len(starts)), k]
-    # Nearly the same path from several starts: keep the cleanest; then the
-    # cleanest few, as many as the piece's width can hold digits for.
-    order = np.argsort(total + 1e-3 * np.abs(paths.mean(axis=1) - w / 2))
+    # Nearly the same path from several starts: keep the best; then the best
+    # few, as many as the piece's width can hold digits for. Best first: the
+    # cuts that cross the fewest strokes (where two digits meet, one stroke
+    # or none; through a digit's loop, two), then the least ink, then the
+    # nearest the middle. (Ink alone favours any path across a thin pen's
+    # lines.)
+    # (A path stepping sideways can pass between the cells of a diagonal
+    # line one cell thick: spread each ink cell one to the right, and it
+    # cannot.)
+    wall = sub.copy()
+    wall[:, 1:] |= sub[:, :-1]
+    on = wall[np.arange(h)[None, :], np.minimum(paths, w - 1)]
+    strokes = on[:, 0] + np.count_nonzero(on[:, 1:] & ~on[:, :-1], axis=1)
+    order = np.lexsort((np.abs(paths.mean(axis=1) - w / 2), total, strokes))
     # Cuts neither cross nor run close to one another: each pair leaves a
     # primitive between them.
     apart = paths[:, None, :] - paths[None, :, :]
@@ -312,7 +338,7 @@ def _cut_paths(sub, height):
     for i in order:
         if apart[i, kept].all():
             kept.append(i)
-    kept = kept[:min(_MAX_CUTS, max(1, int(round(_CUTS_PER_HEIGHT * w / height))))]
+    kept = kept[:min(_MAX_CUTS, max(1, int(round(_CUTS_PER_HEIGHT * (w / height - _UNCUT_WIDTH)))))]
     return [paths[i] for i in sorted(kept, key=lambda i: paths[i].mean())]
 
 

@@ -125,6 +125,45 @@ def test_digits_that_touch_are_cut_apart_by_a_candidate_path(mnist_digits):
     assert reading.number == "".join(str(int(labels[i])) for i in idx)
 
 
+def _rings(count, height=40, pen=1, link=10):
+    """Cells of `count` rings side by side, each joined to the next by a bar `link` cells long."""
+    r = height // 2 - 1
+    pitch = 2 * r + 1 + link
+    yy, xx = np.mgrid[:height, :count * pitch - link]  # cropped to the ink, as a piece is
+    cells = np.zeros(yy.shape, bool)
+    for i in range(count):
+        cx = r + i * pitch
+        cells |= (np.hypot(yy - r, xx - cx) > r - pen) & (np.hypot(yy - r, xx - cx) <= r)
+        if i:
+            cells[r - pen // 2:r - pen // 2 + pen, cx - r - link - 1:cx - r + 1] = True
+    return cells
+
+
+@pytest.mark.parametrize("pen", [1, 5])
+def test_the_best_cut_through_joined_loops_crosses_the_link_not_a_loop(pen, monkeypatch):
+    # Two 0s joined by a bar: a cut through the bar crosses one stroke, any
+    # cut through a loop two. With a 1-cell pen a loop's stroke costs as
+    # little ink as the bar, so cuts must be ranked by the strokes crossed.
+    monkeypatch.setattr(readnumber, "_CUTS_PER_HEIGHT", 0.01)  # a budget of one cut
+    height, link = 40, 10
+    sub = _rings(2, height, pen, link)
+    (path,) = readnumber._cut_paths(sub, float(height))
+    right_of_first = 2 * (height // 2 - 1) + 1
+    assert right_of_first <= path.min() and path.max() <= right_of_first + link + 1  # at the bar or its ends
+
+
+def test_one_broad_digit_gets_few_cuts_and_joined_digits_more():
+    # A piece a little wider than the line holds one digit: a few cuts at
+    # most, so that its fragments stay few; each further line height of
+    # width can hold another digit and gets cuts of its own.
+    height = 40.0
+    yy, xx = np.mgrid[:40, :46]
+    outer = ((yy - 19.5) / 19.5) ** 2 + ((xx - 22.5) / 22.5) ** 2 <= 1
+    inner = ((yy - 19.5) / 15.5) ** 2 + ((xx - 22.5) / 18.5) ** 2 <= 1
+    assert 1 <= len(readnumber._cut_paths(outer & ~inner, height)) <= 3  # a broad 0
+    assert len(readnumber._cut_paths(_rings(3, 40, 4), height)) >= 6
+
+
 @pytest.mark.parametrize("case", ["five_detached_bar", "four_open_top", "seven_crossbar",
                                   "zero_in_two_strokes", "wide_two_flourish"])
 def test_a_broken_or_wide_single_digit_is_one_candidate_of_the_graph(case):
