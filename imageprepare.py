@@ -115,6 +115,19 @@ def _morph(a, radius, op):
     return a
 
 
+def _majority(a):
+    """The value more than half of the array's elements hold, or None.
+
+    Such a value fills the middle of the sorted array, so it is the element
+    in the middle: one partial sort finds it (and it is the median).
+    """
+    flat = a.ravel()
+    if flat.size == 0:
+        return None
+    middle = np.partition(flat, flat.size // 2)[flat.size // 2]
+    return middle if np.count_nonzero(flat == middle) > 0.5 * flat.size else None
+
+
 def _background(x, dense):
     """Slowly varying paper level of the ink-positive image x (0 = clean paper).
 
@@ -138,8 +151,8 @@ def _background(x, dense):
         return np.float32(np.percentile(x, 25))
     step = max(1, round(math.sqrt(x.size / 4096)))
     sample = x[::step, ::step]
-    level = np.median(sample)
-    if np.count_nonzero(sample == level) > 0.5 * sample.size:
+    level = _majority(sample)
+    if level is not None:
         return np.float32(level)  # a drawing on a flat digital background
     gw = max(2, round(16 * w / longest))
     gh = max(2, round(16 * h / longest))
@@ -218,7 +231,7 @@ def _polarity(gray):
                     Image.Resampling.BOX)
     light, dense = _polarity_by_area(s)
     # (A drawing on a flat black background has no shadows to mistake.)
-    flat = np.count_nonzero(s == np.median(s)) > 0.5 * s.size
+    flat = _majority(s) is not None
     if not light and not flat:
         # Strokes are thin: thin dark lines on light paper (the black
         # top-hat, closing minus picture) that clearly outweigh thin light

@@ -365,6 +365,20 @@ def test_filter3_is_one_max_or_min_step_with_the_edges_replicated(op, cross):
         assert np.array_equal(out, want)
 
 
+def test_majority_is_the_value_held_by_more_than_half_of_the_pixels_or_none():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 64, 65):
+        for share in (0.0, 0.5, 0.51, 0.9):
+            a = rng.random(n).astype(np.float32)
+            a[:int(share * n + 0.5)] = 0.25
+            rng.shuffle(a)
+            held = np.count_nonzero(a == 0.25) > n / 2
+            got = imageprepare._majority(a.reshape(1, n))
+            assert (got == 0.25) if held else (got is None or np.count_nonzero(a == got) > n / 2)
+            if got is not None:
+                assert got == np.median(a)  # the same value the median gives
+
+
 def test_box_mean_is_bit_for_bit_numpys_block_mean():
     # The arrays the network sees must not depend on how the mean is taken.
     rng = np.random.default_rng(4)
