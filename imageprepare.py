@@ -813,7 +813,15 @@ def _analyse(source):
         vals = ink[np.repeat(np.repeat(_cells_of(labels, keep), pieces.f, axis=0),
                              pieces.f, axis=1)[:ink.shape[0], :ink.shape[1]]]
         vals = vals[vals > 0.1]
-        level = float(np.percentile(vals, 75)) if vals.size else 1.0
+        # The 75th percentile lies between the sorted values at
+        # floor(0.75 (n - 1)) and the next: when no more values than that
+        # are below 0.75, it is at least 0.75 without sorting anything (and
+        # only a level below 0.75 is used).
+        faint = np.count_nonzero(vals < 0.75)
+        if not vals.size or faint <= math.floor(0.75 * (vals.size - 1)):
+            level = 1.0
+        else:
+            level = float(np.percentile(vals, 75))
         if level < 0.75:
             ink = np.clip(ink * np.float32(1.0 / level), 0.0, 1.0)
             pieces = _Pieces(ink)
