@@ -20,6 +20,9 @@ by nature: run it on an idle machine.
                                 interpreter's teardown as the project's
                                 scripts do: predict_cold_ratio_same_exit, ≤ 1.3)
     predict_ms_per_extra_image  (600 images in one call − 1 image) / 599 ≤ 3
+    number_touching_over_gapped a 6-digit number whose digits touch over
+                                one with gaps (tests/measure_numbers.py
+                                --six: segment, one network call, decode) ≤ 3
     training_peak_rss_mb        peak RSS of a training process           ≤ 2500
     predict_peak_rss_mb         peak RSS of a predict process            ≤ 1000
     predict_peak_rss_mb_hostile ... on the worst images for memory
@@ -70,6 +73,7 @@ TARGETS = [  # (figure, comparison, bound)
     ("predict_cold_ratio", "<=", 1.3),
     ("predict_cold_ratio_same_exit", "<=", 1.3),
     ("predict_ms_per_extra_image", "<=", 3.0),
+    ("number_touching_over_gapped", "<=", 3.0),
     ("training_peak_rss_mb", "<=", 2500),
     ("predict_peak_rss_mb", "<=", 1000),
     ("predict_peak_rss_mb_hostile", "<=", 1000),
@@ -334,6 +338,16 @@ def main(argv=None):
         answers = re.findall(r"_(\d)\.png: (\d+) ", batches[-1].out)
         print(f"# predict check: {len(answers)} answers for {len(images)} images, "
               f"{sum(a == b for a, b in answers)} right", flush=True)
+
+        # Whole numbers: a 6-digit number with touching digits against one with gaps, the reader's
+        # segment, one network call and decode, in this process's own loop (best of 3 per image).
+        numbers = run([PY, ROOT / "tests" / "measure_numbers.py", "--checkpoint", checkpoint, "--data-dir", data_dir,
+                       "--count", "0", "--six", "20"], tmp, env)
+        gapped = numbers.value(r"six digits gaps: ([\d.]+) ms")
+        touching = numbers.value(r"six digits touching: ([\d.]+) ms")
+        report("number_6_digits_gapped_ms", gapped, "{:.1f}")
+        report("number_6_digits_touching_ms", touching, "{:.1f}")
+        report("number_touching_over_gapped", touching / gapped, "{:.2f}")
 
         # The web server under load: 8 clients × 50 requests at once (tests/load_serve.py).
         import load_serve  # noqa: PLC0415  (tests/, this script's folder, is on sys.path)

@@ -83,13 +83,14 @@ def main(argv=None):
     p.add_argument("--six", type=int, default=0,
                    help="also time this many 6-digit numbers, gapped and touching, best of 3 (default: %(default)s)")
     p.add_argument("--show", action="store_true", help="print every misread (default: off)")
+    p.add_argument("--data-dir", default=str(ROOT / "MNIST_data"), help="MNIST folder (default: %(default)s)")
     args = p.parse_args(argv)
 
     import input_data  # noqa: PLC0415
     import readnumber  # noqa: PLC0415
 
     classify = classifier(args.checkpoint)
-    data = input_data.read_data_sets(str(ROOT / "MNIST_data"), seed=0)
+    data = input_data.read_data_sets(args.data_dir, seed=0)
     split = data.train if args.split == "train" else data.test
     arrays, labels = split.images[:5000].reshape(-1, 28, 28), split.labels[:5000]
     good = np.flatnonzero(classify(arrays)[0].argmax(axis=1) == labels)
