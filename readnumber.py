@@ -236,7 +236,7 @@ def _line_height(on, f):
     # line's, whatever the baselines.
     single = substantial & (right - left <= 1.2 * (bottom - top))
     if single.sum() >= 2:
-        return float(np.median((bottom - top)[single])) * f
+        return imageprepare._median((bottom - top)[single]) * f
     top_p, bottom_p = top, bottom
     big = imageprepare._cells_of(labels, substantial)
     cols = big.any(axis=0)
@@ -246,8 +246,8 @@ def _line_height(on, f):
     # Otherwise (touching digits) the columns tell -- but a thin pen's
     # columns mostly cross one stroke, so never less than three quarters of
     # the joined pieces' own height (which two baselines stretch).
-    spans = float(np.percentile(bottom - top, 90))
-    pieces = float(np.median((bottom_p - top_p)[substantial]))
+    spans = imageprepare._percentile(bottom - top, 90)
+    pieces = imageprepare._median((bottom_p - top_p)[substantial])
     return max(spans, 0.75 * pieces) * f
 
 

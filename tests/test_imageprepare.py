@@ -365,6 +365,19 @@ def test_filter3_is_one_max_or_min_step_with_the_edges_replicated(op, cross):
         assert np.array_equal(out, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_percentile_and_median_give_numpys_bits(dtype):
+    # They replace np.percentile and np.median on the per-image path: the
+    # arrays the network sees must not change by a bit.
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 30)), int(rng.integers(1, 30)))
+        a = (rng.random(shape) * 255).astype(dtype) / dtype(255) if dtype != np.int64 else rng.integers(0, 90, shape)
+        for q in (0, 3, 25, 50, 75, 90, 99, 100):
+            assert imageprepare._percentile(a, q) == float(np.percentile(a, q))
+        assert imageprepare._median(a) == float(np.median(a))
+
+
 def test_majority_is_the_value_held_by_more_than_half_of_the_pixels_or_none():
     rng = np.random.default_rng(5)
     for n in (1, 2, 7, 64, 65):
