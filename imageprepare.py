@@ -140,24 +140,40 @@ def _median(a):
 
     As numpy does it: the middle one or two values by one partial sort, and
     their mean (np.mean, so in numpy's arithmetic), without its general
-    machinery.
+    machinery; and no sort at all when the lowest or highest value fills
+    more than half the array (clean paper), as it then is the median.
     """
     flat = np.ravel(a)
+    held = _extreme_majority(flat)
+    if held is not None:
+        return float(held)
     k = flat.size // 2
     if flat.size % 2:
         return float(np.mean(np.partition(flat, k)[k:k + 1]))
     return float(np.mean(np.partition(flat, [k - 1, k])[k - 1:k + 1]))
 
 
+def _extreme_majority(flat):
+    """The lowest or the highest value of a 1-D array if it fills more than half of it, else None."""
+    for value in (flat.min(), flat.max()):
+        if np.count_nonzero(flat == value) > 0.5 * flat.size:
+            return value
+    return None
+
+
 def _majority(a):
     """The value more than half of the array's elements hold, or None.
 
     Such a value fills the middle of the sorted array, so it is the element
-    in the middle: one partial sort finds it (and it is the median).
+    in the middle: one partial sort finds it (and it is the median). Most
+    often it is the paper, the lowest or highest value: tried first.
     """
     flat = a.ravel()
     if flat.size == 0:
         return None
+    held = _extreme_majority(flat)
+    if held is not None:
+        return held
     middle = np.partition(flat, flat.size // 2)[flat.size // 2]
     return middle if np.count_nonzero(flat == middle) > 0.5 * flat.size else None
 
@@ -336,8 +352,8 @@ def _ink_from_gray(gray, alpha=None):
     sub = xc[::step, ::step]
     sample = sub.ravel()
     if dense <= 0.15:
-        med = float(np.median(sample))
-        noise = 1.4826 * float(np.median(np.abs(sample - med)))
+        med = _median(sample)
+        noise = 1.4826 * _median(np.abs(sample - med))
     else:
         # So much ink (a tight crop) that the median is a stroke's soft edge,
         # not paper: take the paper's level from the lightest pixels, and the
