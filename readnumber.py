@@ -3,7 +3,7 @@
 LeCun, Bottou, Bengio and Haffner (1998), "Gradient-based learning applied to
 document recognition", sections VI-VII: the writing is over-segmented into
 primitive pieces (connected pieces, and pieces cut out of joined ink along
-paths that follow the gap between strokes); every run of 1-3 neighbouring
+paths that follow the gap between strokes); every run of 1-4 neighbouring
 primitives (and the longest run no wider than a digit) is a candidate digit; all candidates are prepared like a single
 digit (imageprepare.to_mnist) and classified in one network call; the reading
 is the path through this segmentation graph whose candidates together score
@@ -133,8 +133,12 @@ _SLIVER = 0.03
 _CRUMB = 0.1
 
 # A candidate digit is at most this many primitives, and at most this wide
-# (x line height): MNIST's widest digits (a long-based 2) reach 1.5.
-_MAX_RUN = 3
+# (x line height): MNIST's widest digits (a long-based 2) reach 1.5. Four
+# rather than three: on diag.py's 150 touching numbers per pen the oracle
+# rises from 119/16/132 to 124/20/132 (plain/thin/thick) at 26 -> 29
+# candidates a number (plain) and 46 -> 50 ms a 6-digit touching number;
+# gapped numbers (600, 6 kinds) read the same.
+_MAX_RUN = 4
 _MAX_WIDTH = 1.6
 # A primitive whose middle is farther than this (x line height) from the
 # line's is not part of the number.
