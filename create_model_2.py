@@ -47,7 +47,7 @@ from quiet_tensorflow import tf  # noqa: E402
 # test accuracy 0.9928.
 FAST = dict(steps=1500, batch_size=200, learning_rate=4e-3, warmup=0.15, shift=2, pens=0.5,
             non_digits=48, non_digit_weight=0.5, non_digit_bank=2400,
-            cuts=48, cut_bank=4000, cuts_from=0.3)
+            cuts=96, cut_bank=8000, cuts_from=0.3)
 
 
 @tf.custom_gradient
