@@ -153,13 +153,15 @@ def load_classifier(model_class, prefix, create_script, warn):
     return Classifier(model, score)
 
 
-def read_images(sources, classify, *, single=False):
+def read_images(sources, classify, *, single=False, accept_all=False):
     """Read the digit or number in each source, classifying every candidate of every image together.
 
     Args:
         sources: paths or PIL images.
         classify: a Classifier (or any function of the same shape).
         single: read each image as one digit.
+        accept_all: never read the ink as "not a digit" (readnumber.decode's
+            not_a_number off; record() then refuses no piece either).
 
     Returns:
         One entry per source, in order: a readnumber.Reading or the
@@ -180,7 +182,7 @@ def read_images(sources, classify, *, single=False):
             out.append(seg)
             continue
         end = offset + len(seg.arrays)
-        out.append(readnumber.decode(seg, probs[offset:end], digitness[offset:end]))
+        out.append(readnumber.decode(seg, probs[offset:end], digitness[offset:end], not_a_number=not accept_all))
         offset = end
     return out
 
@@ -289,7 +291,7 @@ def main(argv=None, *, prog, model_class, checkpoint, create_script):
         return serve.run(classify, args.host, args.port, accept_all=args.accept_all)
 
     failures = len(problems)
-    for path, reading in zip(paths, read_images(paths, classify, single=args.single)):
+    for path, reading in zip(paths, read_images(paths, classify, single=args.single, accept_all=args.accept_all)):
         rec = record(path, reading, accept_all=args.accept_all)
         if "error" in rec:
             failures += 1

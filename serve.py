@@ -190,7 +190,7 @@ def predict_record(body, classify, *, single=False, accept_all=False, inputs=Fal
     """
     image = open_upload(body)
     with image:
-        (reading,) = predict.read_images([image], classify, single=single)
+        (reading,) = predict.read_images([image], classify, single=single, accept_all=accept_all)
     rec = predict.record(UPLOAD_NAME, reading, accept_all=accept_all)
     if "error" in rec:
         raise ApiError(HTTPStatus.BAD_REQUEST, rec["error"])

@@ -292,6 +292,28 @@ def test_a_candidate_that_looks_like_no_digit_is_not_read(mnist_digits):
     assert reading.number == "".join(str(int(labels[i])) for i in idx)
 
 
+def test_ink_refused_as_a_digit_whose_pieces_read_poorly_is_one_question_mark(mnist_digits):
+    arrays, labels = mnist_digits
+    idx = [2, 0]  # a 1 leaning into a 7: the whole joined piece is a candidate too
+    img, boxes = number_image([us.from_mnist(arrays[i], 100) for i in idx], 0, touch=True,
+                              overlap=(0.05, 0.05))
+    seg = readnumber.segment(img)
+    probs, digitness = knowing(seg, boxes, [int(labels[i]) for i in idx])
+    whole = seg.edges.index((0, seg.nodes - 1))
+    assert digitness[whole] < 0.5
+    clear = readnumber.decode(seg, probs, digitness)
+    assert clear.number == "".join(str(int(labels[i])) for i in idx)
+    # The same pieces read as doubtful digits (a V's two strokes as 1s, say): "?", the whole ink.
+    doubtful = np.where(digitness[:, None] == 1.0, np.full_like(probs, 0.3 / 9), probs)
+    doubtful[digitness == 1.0, 1] = 0.7
+    seen = np.where(digitness == 1.0, 0.4, digitness)
+    reading = readnumber.decode(seg, doubtful, seen)
+    assert reading.number == "?" and len(reading.digits) == 1
+    assert reading.digits[0].box == tuple(seg.boxes[whole]) and reading.digits[0].digitness < 0.5
+    assert 0 < reading.probability < 1 and reading.alternatives[0][0] == "11"
+    assert readnumber.decode(seg, doubtful, seen, not_a_number=False).number == "11"
+
+
 def test_no_writing_is_an_image_error_naming_the_file(tmp_path):
     path = tmp_path / "blank.png"
     Image.new("L", (200, 150), 255).save(path)

@@ -74,7 +74,7 @@ def number_png(arrays, scale=4, gap=24):
 
 def reference(body, classifier, single=False, accept_all=False):
     """What the command line's --json says about the same bytes with the same model."""
-    (reading,) = predict.read_images([Image.open(io.BytesIO(body))], classifier, single=single)
+    (reading,) = predict.read_images([Image.open(io.BytesIO(body))], classifier, single=single, accept_all=accept_all)
     return predict.record(serve.UPLOAD_NAME, reading, accept_all=accept_all)
 
 
