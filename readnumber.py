@@ -31,8 +31,8 @@ __all__ = ["ImageError", "Segmentation", "Digit", "Reading", "segment", "decode"
 Digit = namedtuple("Digit", "value array box probs digitness")
 Digit.__doc__ = """One digit of a reading.
 
-value: int, the digit read (the class of the best path; nearly always
-    probs.argmax(), but the shape prior may prefer the runner-up class).
+value: int, the digit read: probs.argmax() (the network's class; a "?"
+    reading keeps it as the guess).
 array: (28, 28) float32, what the network saw.
 box: (left, top, right, bottom) of its ink in the original image's pixels
     (as displayed, after EXIF orientation); right and bottom exclusive.
@@ -687,8 +687,8 @@ def segment(source, single=False):
 def decode(seg, probs, digitness=None, not_a_number=True):
     """Pick the best reading of a segmentation from its candidates' scores.
 
-    A candidate k read as class c scores probs[k, c] x its shape prior for c
-    x digitness[k] ** _DIGITNESS_POWER x the prior of the cut it starts at
+    A candidate k read as class c scores probs[k, c] x the shape prior of
+    its best class x digitness[k] ** _DIGITNESS_POWER x the prior of the cut it starts at
     (if any); a path's score is the product over its candidates. The whole
     ink, if the network refuses it as a digit, may also read "?" (see
     _LOG_NOT_A_NUMBER) when that beats every digit path: then `number` is
@@ -713,7 +713,11 @@ def decode(seg, probs, digitness=None, not_a_number=True):
     starts = np.array([s for s, _ in seg.edges])
     cut = seg.cut_strokes[starts]
     log_cut = np.where(cut >= 0, _LOG_PER_STROKE * cut, 0.0)
-    log_w = (_log_shape(seg.sizes, seg.line_height) + log_cut[:, None]
+    # A candidate's shape prior is that of the digit the network reads in it: the prior
+    # weighs cuts against each other, it does not overrule the network's class (a 7
+    # narrower than MNIST's was read as a 1 while the prior was per class).
+    shape = _log_shape(seg.sizes, seg.line_height)[np.arange(k), probs.argmax(axis=1)][:, None]
+    log_w = (shape + log_cut[:, None]
              + _DIGITNESS_POWER * np.log(np.maximum(digitness, 1e-9))[:, None])
     log_score = np.log(np.maximum(probs, 1e-12)) + log_w  # (K, 10)
     out_of = [[] for _ in range(seg.nodes)]

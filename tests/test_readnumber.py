@@ -314,6 +314,15 @@ def test_ink_refused_as_a_digit_whose_pieces_read_poorly_is_one_question_mark(mn
     assert readnumber.decode(seg, doubtful, seen, not_a_number=False).number == "11"
 
 
+def test_the_shape_prior_weighs_cuts_but_never_overrules_the_networks_class():
+    # A lone 7 narrower than MNIST's 7s (width/height 0.35 < 0.5) that the network reads as a 7.
+    seg = readnumber.Segmentation(np.zeros((1, 28, 28), np.float32), [(0, 0, 208, 586)], [(0, 1)], 2,
+                                  np.array([[208.0, 586.0]]), 586.0, np.full(2, -1.0))
+    probs = np.full((1, 10), 0.01, np.float32)
+    probs[0, 7], probs[0, 1] = 0.71, 0.21
+    assert readnumber.decode(seg, probs, np.array([0.9])).number == "7"
+
+
 def test_no_writing_is_an_image_error_naming_the_file(tmp_path):
     path = tmp_path / "blank.png"
     Image.new("L", (200, 150), 255).save(path)
