@@ -253,8 +253,9 @@ def _line_height(on, f):
     # strokes of an open 4, a broken 0): measured as one, so that a lone
     # digit in two pieces is not taken for a line of half its height. (On
     # 150 images per kind, network trained with --fast: non-digits answered
-    # "?" 67 -> 69 %, the rest unchanged.)
+    # "?" 67 -> 70 %, single digits 96.9 -> 97.1 %, numbers unchanged.)
     order = np.argsort(-mass)[:64]  # the pieces that matter: not every speck of a noisy photo
+    merged = np.zeros(n, bool)
     for i in order:
         if mass[i] < 0.05 * mass.max():
             break
@@ -267,11 +268,14 @@ def _line_height(on, f):
                 left[i], right[i] = min(left[i], left[j]), max(right[i], right[j])
                 mass[i] += mass[j]
                 mass[j] = 0.0
+                merged[i] = True
     substantial = mass >= 0.2 * mass.max()
     # Pieces no wider than a digit are digits: their median height is the
     # line's, whatever the baselines.
     single = substantial & (right - left <= 1.2 * (bottom - top))
-    if single.sum() >= 2:
+    # A lone digit in several pieces is its own height (one joined piece may be two
+    # touching digits on different baselines: the columns below tell).
+    if single.sum() >= 2 or (single.sum() == substantial.sum() == 1 and merged[single].all()):
         return imageprepare._median((bottom - top)[single]) * f
     top_p, bottom_p = top, bottom
     big = imageprepare._cells_of(labels, substantial)
