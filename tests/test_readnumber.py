@@ -417,9 +417,10 @@ def test_importing_readnumber_does_nothing(tmp_path):
 
 # Floors set an honest margin below what tests/measure_numbers.py measured
 # with the --fast model on MNIST test digits (see the README's figures).
-# Measured (300 numbers per kind, test digits, model trained with --fast):
-# touching 4-14 % per kind, gapped 91-97 %, fat marker 95 %, shadows 68-73 %.
-TOUCHING_FLOOR = 0.04
+# Measured (200 numbers per kind, test digits, the quick start's --fast model, seed 0):
+# touching 6-36 % per kind, gapped 92.5-99.5 %, fat marker 93 %, shadows 70.5 %; on these
+# tests' own samples: touching 30 %, gapped 97.5 %, fat 93 %, colour and slant 95 %, shadow 67 %.
+TOUCHING_FLOOR = 0.2
 SHADOW_FLOOR = 0.55
 FAT_FLOOR = 0.88
 
