@@ -262,7 +262,7 @@ def make_train_step(model, optimizer, seed, shift=0, pens=0.0, non_digits=None, 
             if cuts:
                 z = logits[others_end:]
                 labelled = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(cut_targets, 0), logits=z)
-                uniform = tf.reduce_logsumexp(z, axis=1) - tf.reduce_mean(z, axis=1)
+                uniform = outliers.uniform_cross_entropy(z)
                 loss += cut_weight * tf.reduce_mean(tf.where(cut_targets >= 0, labelled, cuts[3] * uniform))
         optimizer.apply(tape.gradient(loss, variables), variables, learning_rate)
         return loss
@@ -279,8 +279,8 @@ def main(argv=None):
                              f"one-cycle learning rate peaking at {FAST['learning_rate']}, training images "
                              f"moved by up to {FAST['shift']} pixels, a {FAST['pens']} share of each batch "
                              f"redrawn with another pen, {FAST['non_digits']} non-digits a step to learn "
-                             f"\"not a digit\", {FAST['cuts']} of the number reader's right and wrong cuts a step; overrides the defaults of --steps, "
-                             "--batch-size and --learning-rate")
+                             f"\"not a digit\", {FAST['cuts']} of the number reader's right and wrong cuts "
+                             "a step; overrides the defaults of --steps, --batch-size and --learning-rate")
     args = parser.parse_args(argv)
     explicit = {a for a in ("steps", "batch_size", "learning_rate") if getattr(args, a) != parser.get_default(a)}
     if args.fast:

@@ -157,10 +157,15 @@ def batch(images, labels, doodles, count, seed):
                       tf.gather(doodles, pick)], axis=0)
 
 
-def uniform_loss(logits):
-    """Cross-entropy of the softmax of N×10 `logits` against the uniform distribution (mean over N).
+def uniform_cross_entropy(logits):
+    """Cross-entropy of the softmax of each of N×10 `logits` against the uniform distribution (N).
 
     −(1/10)·Σ_k log softmax_k = logsumexp(z) − mean(z); its minimum, log 10, is
     reached when every digit gets 10 %.
     """
-    return tf.reduce_mean(tf.reduce_logsumexp(logits, axis=1) - tf.reduce_mean(logits, axis=1))
+    return tf.reduce_logsumexp(logits, axis=1) - tf.reduce_mean(logits, axis=1)
+
+
+def uniform_loss(logits):
+    """uniform_cross_entropy of N×10 `logits`, the mean over N."""
+    return tf.reduce_mean(uniform_cross_entropy(logits))
