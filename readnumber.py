@@ -109,8 +109,8 @@ _CUT_PITCH = 0.1
 # heights of a piece's width hold none, the rest up to _CUTS_PER_HEIGHT per
 # line height: a piece as wide as one broad digit (1.0-1.2) gets one to three
 # cuts, two joined digits (1.3-1.8) four to seven. Measured on 150 touching
-# numbers of MNIST training digits per pen (/work/scratch/s10/diag.py's
-# oracle: some path of candidates matches the true digits), plain/thin/thick:
+# numbers of MNIST training digits per pen (the oracle: how often some path
+# of candidates matches the true digits' boxes), plain/thin/thick:
 # 95/14/117 with the least ink first, 3 cuts per line height from zero
 # width, spacing 0.2 and wander 0.35; 119/16/132 with these (thin pen 39 ->
 # 52 when its true boxes are the ink's, not the skeleton's array), at 1.3-1.7x
@@ -134,7 +134,7 @@ _CRUMB = 0.1
 
 # A candidate digit is at most this many primitives, and at most this wide
 # (x line height): MNIST's widest digits (a long-based 2) reach 1.5. Four
-# rather than three: on diag.py's 150 touching numbers per pen the oracle
+# rather than three: on the same 150 touching numbers per pen the oracle
 # rises from 119/16/132 to 124/20/132 (plain/thin/thick) at 26 -> 29
 # candidates a number (plain) and 46 -> 50 ms a 6-digit touching number;
 # gapped numbers (600, 6 kinds) read the same.
