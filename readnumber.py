@@ -256,8 +256,13 @@ def _line_height(on, f):
     # "?" 67 -> 70 %, single digits 96.9 -> 97.1 %, numbers unchanged.)
     order = np.argsort(-mass)[:64]  # the pieces that matter: not every speck of a noisy photo
     merged = np.zeros(n, bool)
+    smallest = 0.05 * mass.max()
     for i in order:
-        if mass[i] < 0.05 * mass.max():
+        # The order is by original mass: a piece already merged into a
+        # bigger one (mass 0 now) is skipped, not taken for the end.
+        if mass[i] == 0:
+            continue
+        if mass[i] < smallest:
             break
         for j in order:
             if j == i or mass[j] == 0 or mass[j] > mass[i] or (mass[j] == mass[i] and j < i):
