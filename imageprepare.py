@@ -396,10 +396,188 @@ def _otsu(values, bins=64):
     return float(edges[1:][np.argmax(between)])
 
 
+# --------------------------------------------------------------------------
+# Ruled paper: printed lines are not writing
+# --------------------------------------------------------------------------
+
+# A printed ruling line is a thin run in every column it crosses: at most
+# this share of the picture's longest side (and 4 px) thick at the ink
+# threshold. Lines of the ruled field photos measure 1-4 px on 480-683 px
+# ink maps; a pen stroke in a tight crop of one digit is far thicker.
+_RULE_THIN = 0.007
+# A piece of thin ink at least this share of the width is worth fitting.
+_RULE_PIECE = 0.1
+# A full ruling line spans this share of the width; the paper is ruled when
+# two or more do and they are this many times longer than their spacing
+# (a tight digit's two parallel bars are shorter than the digit is tall).
+_RULE_SPAN = 0.7
+_RULE_LENGTH_SPACING = 1.5
+
+
+def _vertical_runs(mask):
+    """Vertical runs of a bool image: (column, start row, end row) arrays, column by column."""
+    t = mask.T
+    h, w = t.shape
+    padded = np.zeros((h, w + 2), bool)
+    padded[:, 1:-1] = t
+    edges = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    cols, starts = np.divmod(edges[0::2], w + 1)
+    return cols, starts, edges[1::2] - cols * (w + 1)
+
+
+def _robust_polyfit(x, y, deg):
+    """Polynomial y(x), refitted twice without the points far off it (a stroke crossing)."""
+    keep = np.ones(x.size, bool)
+    coef = np.polyfit(x, y, deg)
+    for _ in range(2):
+        r = np.abs(y - np.polyval(coef, x))
+        keep = r <= max(1.5, 2.5 * float(np.median(r[keep])))
+        if keep.sum() < deg + 2:
+            break
+        coef = np.polyfit(x[keep], y[keep], deg)
+    return coef
+
+
+def _ruling(ink):
+    """Printed horizontal ruling lines of an ink map: a list of row-per-column curves.
+
+    Thin runs (columns' runs of ink no thicker than a printed line) join
+    into pieces; long pieces that lie on one smooth curve make a line. The
+    paper is ruled when two or more lines cross most of the width and are
+    much longer than their spacing: a single digit's long stroke (a 1, a
+    7's bar) is one line, and a digit's two bars are no longer than their
+    distance. Pieces of lines cut by the writing or the frame are kept when
+    they follow the family of full lines (interpolated between the two
+    nearest), which also follows the photo's perspective.
+    """
+    h, w = ink.shape
+    on = ink > _Pieces.THRESHOLD
+    thin_max = max(4, math.ceil(_RULE_THIN * max(h, w)))
+    cols, starts, ends = _vertical_runs(on)
+    length = ends - starts
+    thin_t = np.zeros((w, h), bool)
+    thin_t[on.T] = np.repeat(length <= thin_max, length)
+    thin = thin_t.T
+    labels, n, (rows, rs, re, comp) = _label(thin)
+    if n < 2:
+        return []
+    order = np.argsort(comp, kind="stable")
+    first = np.searchsorted(comp[order], np.arange(n))
+    span = np.maximum.reduceat(re[order], first) - np.minimum.reduceat(rs[order], first)
+    long_ = np.flatnonzero(span >= _RULE_PIECE * w)
+    if long_.size < 2:
+        return []
+    ys, xs = np.nonzero(thin)
+    lab = labels[ys, xs]
+    pieces = []
+    for k in long_:
+        sel = lab == k
+        count = np.bincount(xs[sel], minlength=w)
+        at = np.flatnonzero(count)
+        # A line is one thin run per column, not a blob of strokes.
+        if float(np.median(count[at])) <= thin_max:
+            pieces.append((at, np.bincount(xs[sel], ys[sel], minlength=w)[at] / count[at]))
+    pieces.sort(key=lambda p: -p[0].size)
+    tol = max(2.0, 0.006 * max(h, w))
+    used = np.zeros(len(pieces), bool)
+    lines = []
+    for i, (x, y) in enumerate(pieces):
+        if used[i]:
+            continue
+        used[i] = True
+        px, py = [x], [y]
+        coef = _robust_polyfit(x.astype(float), y, 1)
+        grown = True
+        while grown:
+            grown = False
+            for j in np.flatnonzero(~used):
+                x2, y2 = pieces[j]
+                if float(np.median(np.abs(np.polyval(coef, x2) - y2))) <= tol:
+                    used[j] = True
+                    px.append(x2)
+                    py.append(y2)
+                    grown = True
+            if grown:
+                ax, ay = np.concatenate(px).astype(float), np.concatenate(py)
+                # A photographed line bows a little (lens, paper).
+                coef = _robust_polyfit(ax, ay, 2 if np.ptp(ax) >= 0.5 * w else 1)
+        ax, ay = np.concatenate(px), np.concatenate(py)
+        lines.append((coef, ax, ay))
+    full = [c for c in lines if np.ptp(c[1]) + 1 >= _RULE_SPAN * w]
+    if len(full) < 2:
+        return []
+    every = np.arange(w, dtype=float)
+    curves = sorted((np.polyval(c[0], every) for c in full), key=lambda c: c[w // 2])
+    mids = [c[w // 2] for c in curves]
+    if float(np.median([np.ptp(c[1]) + 1 for c in full])) < _RULE_LENGTH_SPACING * float(np.median(np.diff(mids))):
+        return []
+    out = list(curves)
+    for coef, x, y in lines:
+        if np.ptp(x) + 1 >= _RULE_SPAN * w or not (x.min() <= 0.05 * w or x.max() >= 0.95 * w - 1):
+            continue
+        # A piece from the picture's side (not a bar inside the writing).
+        i = int(np.clip(np.searchsorted(mids, float(np.median(y))) - 1, 0, len(curves) - 2))
+        a, b = curves[i], curves[i + 1]
+        gap = b[x] - a[x]
+        alpha = float(np.median((y - a[x]) / gap))
+        if float(np.median(np.abs(y - (a[x] + alpha * gap)))) <= 1.5:
+            out.append(a + alpha * (b - a))
+    return out
+
+
+def _nearest_runs(cols, offset, thin, reach):
+    """Per column, the index of the thin run whose offset from a line is smallest (within reach)."""
+    d = np.abs(offset)
+    near = np.flatnonzero(thin & (d <= reach))
+    near = near[np.lexsort((d[near], cols[near]))]
+    return near[np.r_[True, cols[near][1:] != cols[near][:-1]]] if near.size else near
+
+
+def _unrule(ink):
+    """The ink map without printed ruling lines; strokes crossing them are kept.
+
+    Along each line, every column's thin run of ink nearest to it is
+    erased when it is no thicker than the line itself there (its commonest
+    thickness, plus a pixel): a stroke crossing the line, or lying along
+    it, makes the run thicker and stays.
+    """
+    curves = _ruling(ink)
+    if not curves:
+        return ink
+    h, w = ink.shape
+    cols, starts, ends = _vertical_runs(ink > 0.1)
+    length = ends - starts
+    centre = 0.5 * (starts + ends - 1)
+    clear = np.zeros((w, h), bool)
+    thin = length <= max(4, math.ceil(_RULE_THIN * max(h, w))) + 3
+    reach = max(3.0, 0.01 * max(h, w))
+    for curve in curves:
+        # A photographed line waves a little off any smooth curve: follow
+        # it by the nearest thin runs' median offset over a few columns.
+        near = _nearest_runs(cols, centre - curve[cols], thin, reach)
+        if near.size < 8:
+            continue
+        off = centre[near] - curve[cols[near]]
+        window = np.lib.stride_tricks.sliding_window_view(np.pad(off, 7, mode="edge"), 15)
+        path = curve.copy()
+        path[cols[near]] += np.median(window, axis=1)
+        path = np.interp(np.arange(w), cols[near], path[cols[near]])
+        near = _nearest_runs(cols, centre - path[cols], thin, 2.0)
+        if near.size == 0:
+            continue
+        near = near[length[near] <= float(np.median(length[near])) + 1]
+        # (The soft pixel on each side of the run goes with it.)
+        for k in near:
+            clear[cols[k], max(0, starts[k] - 1):ends[k] + 1] = True
+    out = ink.copy()
+    out[clear.T] = 0
+    return out
+
+
 def _load(source):
     """load_ink plus what find_writing needs: (ink, (sx, sy) to original px)."""
     gray, alpha, (width, height) = _read(source)
-    ink = _ink_from_gray(gray, alpha)
+    ink = _unrule(_ink_from_gray(gray, alpha))
     h, w = ink.shape
     return ink, (width / w, height / h)
 

@@ -392,7 +392,31 @@ def kind_white_on_black(ink, rng):
     return _save(_to_l(with_margin(ink, rng)), "PNG"), ".png"
 
 
-def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, slant=False):
+def _ruling(a, digit_height, rng, thickness):
+    """Ruled paper's lines for the canvas `a`: (horizontal lines, margin line) as 0..1 maps.
+
+    Lines run right across the sheet at a spacing of 0.6-1.2 digit heights,
+    `thickness` px thick (soft-edged); on two sheets in five a vertical
+    margin line runs down the blank paper left of the writing.
+    """
+    h, w = a.shape
+    spacing = rng.uniform(0.6, 1.2) * digit_height
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    phase = float(rng.uniform(0, spacing))
+    # Distance of each row to the nearest line; a line's profile is a
+    # trapezoid `thickness` wide with one-pixel soft edges.
+    dist = np.abs((rows - phase + 0.5 * spacing) % spacing - 0.5 * spacing)
+    lines = np.broadcast_to(np.clip(0.5 * thickness + 0.5 - dist, 0, 1), (h, w)).copy()
+    margin = np.zeros_like(lines)
+    cols = np.flatnonzero((a > 0.05).any(axis=0))
+    if rng.random() < 0.4 and cols.size and cols[0] > 4 * thickness:
+        x = float(rng.uniform(0.3, 0.8) * cols[0])
+        dist = np.abs(np.arange(w, dtype=np.float32)[None, :] - x)
+        margin = np.broadcast_to(np.clip(0.5 * thickness + 0.5 - dist, 0, 1), (h, w)).copy()
+    return lines.astype(np.float32), margin.astype(np.float32)
+
+
+def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, slant=False, ruled=False):
     """A phone photo of paper: tinted paper, uneven light, grey ink, noise, JPEG.
 
     Slightly rotated, blurred, with a lighting gradient and vignette; the pen
@@ -403,6 +427,8 @@ def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, sla
         shadow: a large dark shadow (the phone's, a hand's) or a dark table
             band reaching into the frame, and a strong vignette.
         slant: the writing line rises (or falls) by 20-40 degrees.
+        ruled: written on ruled paper: thin light blue or grey lines (and
+            sometimes a red margin line) under the writing (see _ruling).
     """
     pencil = rng.random() < 0.5 if pencil is None else pencil
     edge = rng.random() < 0.4 if edge is None else edge
@@ -410,10 +436,20 @@ def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, sla
     angle = rng.uniform(-7, 7)
     if slant:
         angle = rng.uniform(20, 40) * rng.choice([-1, 1])
-    img = Image.fromarray(a, "F").rotate(angle, Image.Resampling.BILINEAR, expand=True)
-    a = np.clip(np.asarray(img, np.float32), 0, 1)
-    scale = rng.uniform(500, 900) / max(a.shape)
-    a = _resize(a, (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale))))
+    layers = [a]
+    if ruled:
+        # The lines are drawn before the sheet is turned and shrunk, so
+        # their width on the canvas is the photo's 1-3 px over its scale.
+        c, s_ = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+        turned = max(a.shape[1] * c + a.shape[0] * s_, a.shape[1] * s_ + a.shape[0] * c)
+        final = rng.uniform(500, 900)
+        layers += _ruling(a, ink.shape[0], rng, rng.uniform(1.0, 3.0) * turned / final)
+    turned = [np.clip(np.asarray(Image.fromarray(layer, "F").rotate(angle, Image.Resampling.BILINEAR,
+                                                                     expand=True), np.float32), 0, 1)
+              for layer in layers]
+    scale = (final if ruled else rng.uniform(500, 900)) / max(turned[0].shape)
+    size = (max(1, round(turned[0].shape[1] * scale)), max(1, round(turned[0].shape[0] * scale)))
+    a, *ruling = [_resize(layer, size) for layer in turned]
     h, w = a.shape
     paper = np.array([rng.uniform(0.8, 0.95), rng.uniform(0.78, 0.93), rng.uniform(0.7, 0.88)])
     ink_rgb = (np.full(3, rng.uniform(0.35, 0.55)) if pencil
@@ -436,7 +472,14 @@ def kind_photo(ink, rng, pencil=None, edge=None, colour=False, shadow=False, sla
         reach = rng.uniform(0.1, 0.3) + rng.uniform(-0.1, 0.1) * other
         dark = 1 / (1 + np.exp((coord - reach) / rng.uniform(0.005, 0.03)))
         light *= 1 - rng.uniform(0.5, 0.85) * dark
-    rgb = (paper + (ink_rgb - paper) * a[..., None]) * np.clip(light, 0.05, 1)[..., None]
+    sheet = np.broadcast_to(paper, (h, w, 3))
+    if ruled:
+        # Printed under the writing: light blue or grey lines, a red margin.
+        line_rgb = (np.array([0.45, 0.6, 0.85]) if rng.random() < 0.6
+                    else np.full(3, rng.uniform(0.25, 0.7))) * rng.uniform(0.85, 1.05)
+        sheet = sheet + (line_rgb - sheet) * (rng.uniform(0.6, 1.0) * ruling[0])[..., None]
+        sheet = sheet + (np.array([0.85, 0.3, 0.3]) - sheet) * (rng.uniform(0.6, 1.0) * ruling[1])[..., None]
+    rgb = (sheet + (ink_rgb - sheet) * a[..., None]) * np.clip(light, 0.05, 1)[..., None]
     if edge:
         side = rng.integers(4)
         depth = rng.uniform(0.04, 0.12)
@@ -459,6 +502,11 @@ def kind_photo_colour(ink, rng):
 def kind_photo_shadow(ink, rng):
     """A photo with a dark shadow or table reaching into the frame and dark corners."""
     return kind_photo(ink, rng, shadow=True)
+
+
+def kind_photo_ruled(ink, rng):
+    """A photo of writing on ruled paper: light lines under it, sometimes a red margin line."""
+    return kind_photo(ink, rng, ruled=True)
 
 
 def kind_photo_slant(ink, rng):
@@ -574,6 +622,7 @@ KINDS = {
     "photo_colour": kind_photo_colour,
     "photo_shadow": kind_photo_shadow,
     "photo_slant": kind_photo_slant,
+    "photo_ruled": kind_photo_ruled,
     "scan": kind_scan,
     "thin_pen": kind_thin_pen,
     "thick_marker": kind_thick_marker,
