@@ -42,6 +42,11 @@ WRONG_SIMILAR = 0.55
 # merge when this much wider (a crumb or a sliver changes neither much).
 _SMALLER = 0.8
 _WIDER = 1.2
+# Where each digit was drawn is known: a candidate whose box edges are all
+# within _FIT (x the digit's height) of one digit's ink box is that digit's
+# right cut; one whose box holds _TWO of two digits' ink is a merge.
+_FIT = 0.1
+_TWO = 0.5
 
 # How the numbers are made. Digit height in px (the reader works on a grid
 # of its own, so the size matters little), the spread of heights and
@@ -77,8 +82,10 @@ def compose(digits, rng):
         rng: numpy Generator.
 
     Returns:
-        (image, inks): a black-on-white "L" PIL image of the number, and
-        each digit's ink alone at the size it was drawn, left to right.
+        (image, inks, origins): a black-on-white "L" PIL image of the
+        number; each digit's ink alone at the size it was drawn, left to
+        right; and where each was drawn, (column, row) of its top left in
+        the image's pixels.
     """
     placed = []
     x = 0.0
@@ -99,27 +106,54 @@ def compose(digits, rng):
     height = int(max(y - top + a.shape[0] for a, _, y in placed)) + 2 * _MARGIN
     width = int(max(x - left + a.shape[1] for a, x, _ in placed)) + 2 * _MARGIN
     ink = np.zeros((height, width), np.float32)
+    origins = []
     for a, x, y in placed:
         r, c = int(round(y - top)) + _MARGIN, int(round(x - left)) + _MARGIN
         ink[r:r + a.shape[0], c:c + a.shape[1]] = np.maximum(ink[r:r + a.shape[0], c:c + a.shape[1]], a)
+        origins.append((c, r))
     image = Image.fromarray((255 * (1 - np.clip(ink, 0, 1))).astype(np.uint8), "L")
-    return image, [a for a, _, _ in placed]
+    return image, [a for a, _, _ in placed], origins
 
 
-def label_candidates(seg, inks, labels):
+def _placement(boxes, inks, origins):
+    """How candidates sit on the digits as drawn.
+
+    Returns:
+        (fit, cover): (K, n) the largest distance of a candidate's box edge
+        from the digit's ink box edge (x the digit's height), and (K, n)
+        the share of each digit's clear ink inside each candidate's box.
+    """
+    fit = np.zeros((len(boxes), len(inks)))
+    cover = np.zeros((len(boxes), len(inks)))
+    for j, (a, (c, r)) in enumerate(zip(inks, origins)):
+        on = a > 0.3
+        total = max(int(on.sum()), 1)
+        rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
+        own = np.array([c + cols[0], r + rows[0], c + cols[-1] + 1, r + rows[-1] + 1], float)
+        for k, (left, top, right, bottom) in enumerate(boxes):
+            fit[k, j] = np.abs(np.array([left, top, right, bottom], float) - own).max() / (own[3] - own[1])
+            cover[k, j] = on[max(top - r, 0):max(bottom - r, 0), max(left - c, 0):max(right - c, 0)].sum() / total
+    return fit, cover
+
+
+def label_candidates(seg, inks, origins, labels):
     """Each candidate's label: the digit it shows, or -1 (no digit), or None (unclear).
 
-    A candidate like one digit alone is that digit. One made of a strict
-    part of such a candidate's primitives, and clearly smaller, is a
-    fragment of that digit (a 0 cut into "C" and ")" that the network must
-    not read as 6 and 1), however digit-like; one made of more primitives
-    and clearly wider takes in a neighbour. Both are no digit, as is any
-    candidate like no digit at all.
+    A candidate is that digit when it looks like the digit alone, or when
+    its box holds nearly all of one digit's ink and little of any other:
+    the right cut of a digit pushed into its neighbour, sliver and all,
+    which is what the reader must read in a touching number. A strict part
+    of a right cut, clearly smaller, is a fragment of that digit (a 0 cut
+    into "C" and ")" that the network must not read as 6 and 1), however
+    digit-like; a candidate holding much of two digits, or clearly wider
+    than a right cut it contains, takes in a neighbour. Both are no digit,
+    as is any candidate like no digit at all.
 
     Args:
         seg: readnumber.Segmentation of a composed number (its arrays,
-            edges and sizes are used).
-        inks: each digit's ink alone, as compose returns them.
+            boxes, edges and sizes are used).
+        inks, origins: each digit's ink alone and where it was drawn, as
+            compose returns them.
         labels: the digits' classes.
 
     Returns:
@@ -129,15 +163,23 @@ def label_candidates(seg, inks, labels):
     alone /= np.maximum(np.linalg.norm(alone, axis=1, keepdims=True), 1e-6)
     cands = seg.arrays.reshape(len(seg.arrays), 784)
     similar = (cands / np.maximum(np.linalg.norm(cands, axis=1, keepdims=True), 1e-6)) @ alone.T  # K×n
+    fit, cover = _placement(seg.boxes, inks, origins)  # K×n each
+    at = fit.argmin(axis=1)
     best = similar.argmax(axis=1)
     right = similar[np.arange(len(cands)), best] >= RIGHT_SIMILAR
+    in_place = (fit[np.arange(len(cands)), at] <= _FIT) & (similar[np.arange(len(cands)), at] >= WRONG_SIMILAR)
+    best = np.where(right, best, at)
+    # Most of two digits' ink is a merge, however much it looks like one of
+    # them (a 4 with the 1 it touches looks like a 4 alone).
+    merged = (cover >= _TWO).sum(axis=1) >= 2
+    right = (right | in_place) & ~merged
     out = []
     for k, (start, end) in enumerate(seg.edges):
         if right[k]:
             out.append(int(labels[best[k]]))
             continue
         width, height = seg.sizes[k]
-        part_or_more = False
+        part_or_more = merged[k]
         for j in np.flatnonzero(right):
             s, e = seg.edges[j]
             w, h = seg.sizes[j]
@@ -171,9 +213,9 @@ def bank(images, labels, count, seed):
     right, wrong = [], []
     while len(right) < count // 2 or len(wrong) < count // 2:
         idx = rng.choice(len(images), int(rng.integers(1, 5)), replace=False)
-        image, inks = compose(images[idx].reshape(-1, 28, 28), rng)
+        image, inks, origins = compose(images[idx].reshape(-1, 28, 28), rng)
         seg = readnumber.segment(image)
-        for a, t in zip(seg.arrays, label_candidates(seg, inks, labels[idx])):
+        for a, t in zip(seg.arrays, label_candidates(seg, inks, origins, labels[idx])):
             if t is not None:
                 (wrong if t < 0 else right).append((a.reshape(784), t))
     both = right[:count // 2] + wrong[:count - count // 2]

@@ -10,7 +10,7 @@ import imageprepare
 
 def test_compose_draws_every_digit_at_about_the_chosen_height(mnist):
     digits = mnist.train.images[:3].reshape(3, 28, 28)
-    image, inks = cutexamples.compose(digits, np.random.default_rng(0))
+    image, inks, origins = cutexamples.compose(digits, np.random.default_rng(0))
     assert image.mode == "L" and len(inks) == 3
     heights = np.array([a.shape[0] for a in inks])
     assert np.all(np.abs(heights - cutexamples._HEIGHT) <= cutexamples._SIZE_JITTER * cutexamples._HEIGHT + 1)
@@ -18,23 +18,87 @@ def test_compose_draws_every_digit_at_about_the_chosen_height(mnist):
     assert np.asarray(image).min() <= 255 * (1 - max(a.max() for a in inks)) + 1
 
 
+def _box(ink, origin):
+    """Ink box of `ink` drawn at `origin` (column, row), as readnumber gives boxes."""
+    rows, cols = np.flatnonzero(ink.max(axis=1) > 0.3), np.flatnonzero(ink.max(axis=0) > 0.3)
+    return (origin[0] + cols[0], origin[1] + rows[0], origin[0] + cols[-1] + 1, origin[1] + rows[-1] + 1)
+
+
+def _number(mnist, classes, overlap, nth=0):
+    """Training digits of `classes` side by side, each pushed `overlap` px into its left neighbour.
+
+    Returns (image ink, inks, origins, labels).
+    """
+    inks, origins, x = [], [], 0
+    for c in classes:
+        d = mnist.train.images[mnist.train.labels == c][nth].reshape(28, 28)
+        cols = np.flatnonzero(d.max(axis=0) > 0.05)
+        d = d[:, cols[0]:cols[-1] + 1]
+        inks.append(d)
+        origins.append((x, 0))
+        x += d.shape[1] - overlap
+    image = np.zeros((28, max(c + d.shape[1] for d, (c, _) in zip(inks, origins))), np.float32)
+    for d, (c, _) in zip(inks, origins):
+        image[:, c:c + d.shape[1]] = np.maximum(image[:, c:c + d.shape[1]], d)
+    return image, inks, origins, list(classes)
+
+
+def _segmentation(image, boxes, edges):
+    """A stand-in for readnumber.Segmentation whose candidates are the image inside `boxes`."""
+    arrays = [imageprepare.to_mnist(image[t:b, l:r]) for l, t, r, b in boxes]
+    return SimpleNamespace(arrays=np.stack(arrays), boxes=boxes, edges=edges,
+                           sizes=np.array([[r - l, b - t] for l, t, r, b in boxes], float))
+
+
 def test_a_candidate_showing_one_digit_gets_its_label_and_two_merged_digits_get_minus_one(mnist):
-    a, b = (mnist.train.images[i].reshape(28, 28) for i in (0, 1))
-    pair = np.concatenate([a[:, 4:24], b[:, 4:24]], axis=1)
-    seg = SimpleNamespace(arrays=np.stack([imageprepare.to_mnist(x) for x in (a, b, pair)]),
-                          edges=[(0, 1), (1, 2), (0, 2)], sizes=np.array([[20, 20], [20, 20], [40, 20]], float))
-    labels = mnist.train.labels[:2]
-    assert cutexamples.label_candidates(seg, [a, b], labels) == [int(labels[0]), int(labels[1]), -1]
+    image, inks, origins, labels = _number(mnist, (2, 5), overlap=-4)  # a gap of 4 px
+    a, b = (_box(d, o) for d, o in zip(inks, origins))
+    pair = (a[0], min(a[1], b[1]), b[2], max(a[3], b[3]))
+    seg = _segmentation(image, [a, b, pair], [(0, 1), (1, 2), (0, 2)])
+    assert cutexamples.label_candidates(seg, inks, origins, labels) == [2, 5, -1]
+
+
+def _similar(a, b):
+    """Cosine similarity of two inks prepared as the network sees them (as label_candidates compares)."""
+    a, b = imageprepare.to_mnist(a).ravel(), imageprepare.to_mnist(b).ravel()
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_a_digit_with_the_narrow_digit_it_touches_is_a_merge_however_like_the_digit(mnist):
+    # The first 4 and 1 of the training set whose union looks like the 4 alone.
+    for nth in range(50):
+        image, inks, origins, labels = _number(mnist, (4, 1), overlap=7, nth=nth)
+        four, one = (_box(d, o) for d, o in zip(inks, origins))
+        both = (four[0], min(four[1], one[1]), one[2], max(four[3], one[3]))
+        if _similar(image[both[1]:both[3], both[0]:both[2]], inks[0]) >= cutexamples.RIGHT_SIMILAR:
+            break
+    else:
+        raise AssertionError("no 4 and 1 of the first 50 look like a 4 together")
+    seg = _segmentation(image, [both], [(0, 2)])
+    assert cutexamples.label_candidates(seg, inks, origins, labels) == [-1]
+
+
+def test_a_right_cut_keeps_its_label_with_a_sliver_of_the_neighbour_pushed_into_it(mnist):
+    # The first 3 and 7 of the training set where the 3's box, holding the 7's left end,
+    # looks too little like the 3 alone to be labelled by likeness.
+    for nth in range(50):
+        image, inks, origins, labels = _number(mnist, (3, 7), overlap=5, nth=nth)
+        three = _box(inks[0], origins[0])
+        like = _similar(image[three[1]:three[3], three[0]:three[2]], inks[0])
+        if cutexamples.WRONG_SIMILAR <= like < cutexamples.RIGHT_SIMILAR:
+            break
+    else:
+        raise AssertionError("every 3 of the first 50 looks like itself with the 7's end")
+    seg = _segmentation(image, [three], [(0, 1)])
+    assert cutexamples.label_candidates(seg, inks, origins, labels) == [3]
 
 
 def test_a_digit_like_part_of_a_right_cut_is_a_fragment_and_no_digit(mnist):
-    zero = mnist.train.images[mnist.train.labels == 0][0].reshape(28, 28)
-    cols = np.flatnonzero(zero.max(axis=0) > 0.3)
-    right = zero.copy()
-    right[:, :(cols[0] + cols[-1]) // 2 + 2] = 0  # the right side of a 0: a ")" much like a 1
-    seg = SimpleNamespace(arrays=np.stack([imageprepare.to_mnist(zero), imageprepare.to_mnist(right)]),
-                          edges=[(0, 2), (1, 2)], sizes=np.array([[16, 20], [7, 20]], float))
-    assert cutexamples.label_candidates(seg, [zero], [0]) == [0, -1]
+    image, inks, origins, labels = _number(mnist, (0,), overlap=0)
+    zero = _box(inks[0], origins[0])
+    half = (zero[0] + zero[2]) // 2 + 2  # the right side of a 0: a ")" much like a 1
+    seg = _segmentation(image, [zero, (half, zero[1], zero[2], zero[3])], [(0, 2), (1, 2)])
+    assert cutexamples.label_candidates(seg, inks, origins, labels) == [0, -1]
 
 
 def test_bank_is_half_labelled_digits_half_non_digits_and_repeatable(mnist):
