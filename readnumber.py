@@ -172,7 +172,6 @@ _HEIGHT_SPREAD = 0.15
 # fragments of single digits start to read as digits) with touching ones
 # the best they can be without a "not a digit" score (10 %, 18 % at most).
 _LOG_PER_STROKE = -0.5
-_LOG_PER_DIGIT = 0.0
 # A candidate's score is multiplied by digitness ** _DIGITNESS_POWER. With
 # notadigit's margin score (threshold: 99.5 % of validation digits pass) of
 # a network trained on digits alone, touching numbers of training digits
@@ -746,7 +745,7 @@ def decode(seg, probs, digitness=None, not_a_number=True):
     # weighs cuts against each other, it does not overrule the network's class (a 7
     # narrower than MNIST's was read as a 1 while the prior was per class).
     shape = _log_shape(seg.sizes, seg.line_height)[np.arange(k), probs.argmax(axis=1)][:, None]
-    log_w = (shape + log_cut[:, None] + _LOG_PER_DIGIT
+    log_w = (shape + log_cut[:, None]
              + _DIGITNESS_POWER * np.log(np.maximum(digitness, 1e-9))[:, None])
     log_score = np.log(np.maximum(probs, 1e-12)) + log_w  # (K, 10)
     out_of = [[] for _ in range(seg.nodes)]
