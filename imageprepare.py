@@ -411,6 +411,9 @@ _RULE_PIECE = 0.1
 # two or more do and they are this many times longer than their spacing
 # (a tight digit's two parallel bars are shorter than the digit is tall).
 _RULE_SPAN = 0.7
+# Printed lines are often much fainter than the writing (light blue, grey):
+# they are looked for among all ink above this level.
+_RULE_INK = 0.15
 _RULE_LENGTH_SPACING = 1.5
 
 
@@ -451,7 +454,7 @@ def _ruling(ink):
     nearest), which also follows the photo's perspective.
     """
     h, w = ink.shape
-    on = ink > _Pieces.THRESHOLD
+    on = ink > _RULE_INK
     thin_max = max(4, math.ceil(_RULE_THIN * max(h, w)))
     cols, starts, ends = _vertical_runs(on)
     length = ends - starts

@@ -251,6 +251,69 @@ def test_blank_image_is_an_error_not_a_guess(name, img, tmp_path):
 
 
 # --------------------------------------------------------------------------
+# Ruled paper
+# --------------------------------------------------------------------------
+
+def ruled_page(ink, spacing=60, thickness=2, line=0.55, margin=(120, 40)):
+    """(page, plain): gray (1 = white) ink written over printed lines every `spacing` px, and without them."""
+    my, mx = margin
+    a = np.pad(ink, ((my, my), (mx, mx)))
+    rows = np.arange(a.shape[0])[:, None]
+    lines = np.where((rows - 7) % spacing < thickness, line, 1.0) * np.ones_like(a)
+    return np.minimum(lines, 1 - a).astype(np.float32), (1 - a).astype(np.float32)
+
+
+def number_ink(digits=(3, 0, 5, 7), height=120):
+    rng = np.random.default_rng(4)
+    ink, _ = us.compose_number([drawn(d, seed=i, height=height) for i, d in enumerate(digits)], rng)
+    return ink
+
+
+def gray_image(g):
+    return Image.fromarray(np.uint8(np.clip(g, 0, 1) * 255 + 0.5), "L")
+
+
+def test_ruled_lines_under_a_number_are_not_writing():
+    page, plain = ruled_page(number_ink())
+    got = find_writing(gray_image(page)).ink
+    want = find_writing(gray_image(plain)).ink
+    assert got.shape == want.shape
+    # Nothing of the lines is left beyond the writing, and the writing is the same.
+    ys, xs = np.nonzero(want > 0.1)
+    outside = np.ones_like(got, bool)
+    outside[ys.min() - 3:ys.max() + 4, xs.min() - 3:xs.max() + 4] = False
+    assert got[outside].sum() == 0
+    assert corr(got, want) > 0.9
+
+
+def test_a_stroke_crossing_a_ruling_line_is_kept():
+    ink = np.zeros((240, 500), np.float32)
+    ink[:, 240:248] = 1  # a 1 written across four lines
+    page, _ = ruled_page(ink, margin=(20, 60))
+    got = load_ink(gray_image(page))
+    column = got[:, 60 + 244]
+    assert np.all(column[20:260] > 0.5)
+    assert got[:, :60 + 200].max() < 0.05  # the lines beside it are gone
+
+
+def test_a_tight_digit_with_two_long_parallel_bars_is_not_ruled_paper():
+    # A thin-pen Z-like 2: its bars run right across the crop, but are no
+    # longer than their distance, unlike printed lines.
+    ink = np.zeros((200, 150), np.float32)
+    ink[:2] = ink[-2:] = 1
+    for y in range(200):
+        x = int(149 - y * 149 / 199)
+        ink[y, max(0, x - 1):x + 1] = 1
+    x = imageprepare._ink_from_gray(1 - ink, None)
+    assert imageprepare._unrule(x) is x
+
+
+def test_a_tight_single_digit_with_a_long_stroke_is_not_changed():
+    x = imageprepare._ink_from_gray(1 - us.crop_ink(drawn(7, height=300)), None)
+    assert imageprepare._unrule(x) is x
+
+
+# --------------------------------------------------------------------------
 # Modes, formats, EXIF, 16-bit
 # --------------------------------------------------------------------------
 
