@@ -404,7 +404,7 @@ def _otsu(values, bins=64):
 # this share of the picture's longest side (and 4 px) thick at the ink
 # threshold. Lines of the ruled field photos measure 1-4 px on 480-683 px
 # ink maps; a pen stroke in a tight crop of one digit is far thicker.
-_RULE_THIN = 0.007
+_RULE_THIN = 0.01
 # A piece of thin ink at least this share of the width is worth fitting.
 _RULE_PIECE = 0.1
 # A full ruling line spans this share of the width; the paper is ruled when
@@ -441,8 +441,8 @@ def _robust_polyfit(x, y, deg):
     return coef
 
 
-def _ruling(ink):
-    """Printed horizontal ruling lines of an ink map: a list of row-per-column curves.
+def _ruling(ink, beside=None):
+    """Printed horizontal ruling lines of an ink map: (row-per-column curves, spacing).
 
     Thin runs (columns' runs of ink no thicker than a printed line) join
     into pieces; long pieces that lie on one smooth curve make a line. The
@@ -452,24 +452,38 @@ def _ruling(ink):
     distance. Pieces of lines cut by the writing or the frame are kept when
     they follow the family of full lines (interpolated between the two
     nearest), which also follows the photo's perspective.
+
+    Args:
+        ink: ink map; its transpose finds vertical lines.
+        beside: the spacing of the ruling lines found across these (the
+            page is ruled): then every full line longer than two of their
+            spacings is a line too (a margin line, squared paper's), but
+            no shorter one (no digit written between two ruling lines is
+            that long, while a number of thin 1s is a row of parallel lines).
+
+    Returns:
+        (curves, spacing): a float array of each line's row at every column,
+        and the lines' median spacing (None when there are fewer than two).
+        No curves when the paper is not ruled.
     """
     h, w = ink.shape
     on = ink > _RULE_INK
-    thin_max = max(4, math.ceil(_RULE_THIN * max(h, w)))
+    thin_max = max(5, math.ceil(_RULE_THIN * max(h, w)))
     cols, starts, ends = _vertical_runs(on)
     length = ends - starts
     thin_t = np.zeros((w, h), bool)
     thin_t[on.T] = np.repeat(length <= thin_max, length)
     thin = thin_t.T
     labels, n, (rows, rs, re, comp) = _label(thin)
-    if n < 2:
-        return []
+    least = 1 if beside else 2
+    if n < least:
+        return [], None
     order = np.argsort(comp, kind="stable")
     first = np.searchsorted(comp[order], np.arange(n))
     span = np.maximum.reduceat(re[order], first) - np.minimum.reduceat(rs[order], first)
     long_ = np.flatnonzero(span >= _RULE_PIECE * w)
-    if long_.size < 2:
-        return []
+    if long_.size < least:
+        return [], None
     ys, xs = np.nonzero(thin)
     lab = labels[ys, xs]
     pieces = []
@@ -507,13 +521,17 @@ def _ruling(ink):
         ax, ay = np.concatenate(px), np.concatenate(py)
         lines.append((coef, ax, ay))
     full = [c for c in lines if np.ptp(c[1]) + 1 >= _RULE_SPAN * w]
-    if len(full) < 2:
-        return []
     every = np.arange(w, dtype=float)
+    length = float(np.median([np.ptp(c[1]) + 1 for c in full])) if full else 0.0
+    if beside:
+        return [np.polyval(c[0], every) for c in full if np.ptp(c[1]) + 1 >= 2 * beside], None
+    if len(full) < 2:
+        return [], None
     curves = sorted((np.polyval(c[0], every) for c in full), key=lambda c: c[w // 2])
     mids = [c[w // 2] for c in curves]
-    if float(np.median([np.ptp(c[1]) + 1 for c in full])) < _RULE_LENGTH_SPACING * float(np.median(np.diff(mids))):
-        return []
+    spacing = float(np.median(np.diff(mids)))
+    if length < _RULE_LENGTH_SPACING * spacing:
+        return [], None
     out = list(curves)
     for coef, x, y in lines:
         if np.ptp(x) + 1 >= _RULE_SPAN * w or not (x.min() <= 0.05 * w or x.max() >= 0.95 * w - 1):
@@ -525,7 +543,7 @@ def _ruling(ink):
         alpha = float(np.median((y - a[x]) / gap))
         if float(np.median(np.abs(y - (a[x] + alpha * gap)))) <= 1.5:
             out.append(a + alpha * (b - a))
-    return out
+    return out, spacing
 
 
 def _nearest_runs(cols, offset, thin, reach):
@@ -539,20 +557,36 @@ def _nearest_runs(cols, offset, thin, reach):
 def _unrule(ink):
     """The ink map without printed ruling lines; strokes crossing them are kept.
 
-    Along each line, every column's thin run of ink nearest to it is
-    erased when it is no thicker than the line itself there (its commonest
-    thickness, plus a pixel): a stroke crossing the line, or lying along
-    it, makes the run thicker and stays.
+    Horizontal ruling lines, and then vertical ones (a margin line, the
+    columns of squared paper), are found (_ruling) and erased (_erase).
     """
-    curves = _ruling(ink)
-    if not curves:
+    rows, spacing = _ruling(ink)
+    if not rows:
         return ink
+    cols, _ = _ruling(ink.T, beside=spacing)
+    ink = _erase(ink, rows)
+    if cols:
+        ink = np.ascontiguousarray(_erase(ink.T, cols).T)
+    return ink
+
+
+def _erase(ink, curves):
+    """Erase the lines along `curves` (a row per column) from the ink map.
+
+    In each column, the run of ink at the line is erased whole when it is
+    no thicker than the line itself (its commonest thickness, plus a
+    pixel). A thicker run holds a stroke too: when it reaches past the line
+    on one side only (a stroke lying along the line or ending at it) just
+    the line's rows go; when it reaches past on both sides (a stroke
+    crossing the line) it stays whole.
+    """
     h, w = ink.shape
     cols, starts, ends = _vertical_runs(ink > 0.1)
     length = ends - starts
     centre = 0.5 * (starts + ends - 1)
     clear = np.zeros((w, h), bool)
-    thin = length <= max(4, math.ceil(_RULE_THIN * max(h, w))) + 3
+    thin_len = max(5, math.ceil(_RULE_THIN * max(h, w))) + 3
+    thin = length <= thin_len
     reach = max(3.0, 0.01 * max(h, w))
     for curve in curves:
         # A photographed line waves a little off any smooth curve: follow
@@ -565,13 +599,24 @@ def _unrule(ink):
         path = curve.copy()
         path[cols[near]] += np.median(window, axis=1)
         path = np.interp(np.arange(w), cols[near], path[cols[near]])
-        near = _nearest_runs(cols, centre - path[cols], thin, 2.0)
-        if near.size == 0:
+        # The run at the line in each column: the line alone (erased with
+        # its soft fringe), or the line and a stroke on one side of it,
+        # lying along it or ending at it (only the line's rows are erased),
+        # or a stroke crossing it (kept).
+        at = path[cols]
+        near = _nearest_runs(cols, centre - at, (starts <= at + 1.5) & (ends - 1 >= at - 1.5), 2.5)
+        alone = near[length[near] <= thin_len]
+        if alone.size == 0:
             continue
-        near = near[length[near] <= float(np.median(length[near])) + 1]
-        # (The soft pixel on each side of the run goes with it.)
-        for k in near:
+        m = float(np.median(length[alone]))
+        half = 0.5 * m + 1.5
+        whole = near[length[near] <= m + 1]
+        for k in whole:
             clear[cols[k], max(0, starts[k] - 1):ends[k] + 1] = True
+        side = near[(length[near] > m + 1)
+                    & ((starts[near] < at[near] - half) != (ends[near] - 1 > at[near] + half))]
+        for k in side:
+            clear[cols[k], max(0, round(at[k] - half)):round(at[k] + half) + 1] = True
     out = ink.copy()
     out[clear.T] = 0
     return out

@@ -254,12 +254,18 @@ def test_blank_image_is_an_error_not_a_guess(name, img, tmp_path):
 # Ruled paper
 # --------------------------------------------------------------------------
 
-def ruled_page(ink, spacing=60, thickness=2, line=0.55, margin=(120, 40)):
-    """(page, plain): gray (1 = white) ink written over printed lines every `spacing` px, and without them."""
+def ruled_page(ink, spacing=60, thickness=2, line=0.55, margin=(120, 40), margin_line=None):
+    """(page, plain): gray (1 = white) ink written over printed lines every `spacing` px, and without them.
+
+    margin_line: the column of a vertical margin line, if any (stopping
+        short of the picture's edges, as on a photo of a page).
+    """
     my, mx = margin
     a = np.pad(ink, ((my, my), (mx, mx)))
     rows = np.arange(a.shape[0])[:, None]
     lines = np.where((rows - 7) % spacing < thickness, line, 1.0) * np.ones_like(a)
+    if margin_line is not None:
+        lines[10:-10, margin_line:margin_line + thickness] = line
     return np.minimum(lines, 1 - a).astype(np.float32), (1 - a).astype(np.float32)
 
 
@@ -284,6 +290,13 @@ def test_ruled_lines_under_a_number_are_not_writing():
     outside[ys.min() - 3:ys.max() + 4, xs.min() - 3:xs.max() + 4] = False
     assert got[outside].sum() == 0
     assert corr(got, want) > 0.9
+
+
+def test_a_margin_line_beside_a_number_on_ruled_paper_is_not_writing():
+    page, plain = ruled_page(number_ink(), margin=(120, 80), margin_line=60)
+    got = find_writing(gray_image(page)).ink
+    assert got[:, :70].max() == 0
+    assert corr(got, find_writing(gray_image(plain)).ink) > 0.9
 
 
 def test_a_stroke_crossing_a_ruling_line_is_kept():
