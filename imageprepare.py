@@ -584,7 +584,7 @@ def _erase(ink, curves):
     cols, starts, ends = _vertical_runs(ink > 0.1)
     length = ends - starts
     centre = 0.5 * (starts + ends - 1)
-    clear = np.zeros((w, h), bool)
+    spans = []
     thin_len = max(5, math.ceil(_RULE_THIN * max(h, w))) + 3
     thin = length <= thin_len
     reach = max(3.0, 0.01 * max(h, w))
@@ -611,14 +611,20 @@ def _erase(ink, curves):
         m = float(np.median(length[alone]))
         half = 0.5 * m + 1.5
         whole = near[length[near] <= m + 1]
-        for k in whole:
-            clear[cols[k], max(0, starts[k] - 1):ends[k] + 1] = True
         side = near[(length[near] > m + 1)
                     & ((starts[near] < at[near] - half) != (ends[near] - 1 > at[near] + half))]
-        for k in side:
-            clear[cols[k], max(0, round(at[k] - half)):round(at[k] + half) + 1] = True
-    out = ink.copy()
-    out[clear.T] = 0
+        spans.append((cols[whole], starts[whole] - 1, ends[whole] + 1))
+        spans.append((cols[side], np.round(at[side] - half).astype(int),
+                      np.round(at[side] + half).astype(int) + 1))
+    if not spans:
+        return ink
+    # Every pixel of every span [lo, hi) of its column, at once.
+    c, lo, hi = (np.concatenate(v) for v in zip(*spans))
+    lo, hi = np.clip(lo, 0, h), np.clip(hi, 0, h)
+    n = np.maximum(hi - lo, 0)
+    row = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+    out = np.array(ink)
+    out[row, np.repeat(c, n)] = 0
     return out
 
 
