@@ -65,9 +65,16 @@ class Segmentation:
         line_height: height of the digits, same units as sizes.
         cut_strokes: (nodes,) float, pen widths of ink cut at each node;
             -1 where two separate pieces meet (no cut), and at both ends.
+        crops: list of K (ink, (x, y)): each candidate's ink before
+            to_mnist, and its top left, in the pixels of the writing as
+            cut: the original image's when `as_drawn`. Training on the
+            reader's own cuts (cutexamples.py) tells from them which
+            digit's ink each candidate holds.
+        as_drawn: the writing was cut at the original image's scale and
+            angle (not shrunk, not straightened).
     """
 
-    def __init__(self, arrays, boxes, edges, nodes, sizes, line_height, cut_strokes):
+    def __init__(self, arrays, boxes, edges, nodes, sizes, line_height, cut_strokes, crops=None, as_drawn=False):
         self.arrays = arrays
         self.boxes = boxes
         self.edges = edges
@@ -75,6 +82,8 @@ class Segmentation:
         self.sizes = sizes
         self.line_height = line_height
         self.cut_strokes = cut_strokes
+        self.crops = crops
+        self.as_drawn = as_drawn
 
 
 # --------------------------------------------------------------------------
@@ -182,11 +191,16 @@ _DIGITNESS_POWER = 2.0
 
 # A writing at least this many times as long as wide has a line of digits;
 # its slant is corrected when beyond _SLANT_MIN degrees (up to _SLANT_MAX).
-# Digits on a level line but with uneven baselines (generated numbers,
-# baseline spread 0.12 of a digit's height) measure up to about 5 degrees.
+# Level numbers of 2-5 MNIST training digits (baselines spread 0.1 of a
+# digit's height; each digit slanted as written) measure 6-15 degrees in one
+# of four when they touch and one of six with gaps, beyond 15 in 3 %:
+# turned by 6-15 degrees, touching plain numbers read 29 % (15: 31 %; never
+# turned: 33 %), while numbers photographed 20-40 degrees up need it (4 %
+# read when never turned, 13 % at 6 or 15). Real numbers
+# (../shared/field-numbers) read the same at 6 and 15.
 _SLANT_ELONGATION = 2.0
 _SLANT_WIDE = 0.9
-_SLANT_MIN = 6.0
+_SLANT_MIN = 15.0
 _SLANT_MAX = 50.0
 
 # Runner-up readings kept per graph node while decoding.
@@ -691,7 +705,7 @@ def segment(source, single=False):
         # wider than a digit.
         if longest:
             runs.append(longest)
-    arrays, out_boxes, sizes = [], [], []
+    arrays, out_boxes, sizes, crops = [], [], [], []
     for i, j in runs:
         member = np.zeros_like(cells)
         for k in range(i, j):
@@ -703,9 +717,11 @@ def segment(source, single=False):
         arrays.append(imageprepare.to_mnist(crop))
         out_boxes.append(_original_box(crop, offset, scale, turn))
         sizes.append(_ink_size(crop))
+        crops.append((crop, offset))
     edges = runs
     return Segmentation(np.array(arrays, np.float32).reshape(-1, 28, 28), out_boxes, edges,
-                        len(prims) + 1, np.array(sizes, float).reshape(-1, 2), height_px, cut_strokes)
+                        len(prims) + 1, np.array(sizes, float).reshape(-1, 2), height_px, cut_strokes,
+                        crops, turn is None and tuple(scale) == (1, 1))
 
 
 # --------------------------------------------------------------------------
