@@ -424,9 +424,10 @@ def _otsu(values, bins=64):
 # --------------------------------------------------------------------------
 
 # A printed ruling line is a thin run in every column it crosses: at most
-# this share of the picture's longest side (and 4 px) thick at the ink
-# threshold. Lines of the ruled field photos measure 1-4 px on 480-683 px
-# ink maps; a pen stroke in a tight crop of one digit is far thicker.
+# this share of the picture's longest side (and 5 px) thick. Lines of the
+# ruled field photos measure 1-4 px on 480-683 px ink maps, a 5-degree
+# tilted photo_ruled line 4-5 px on 565 px (which a limit of 0.007 broke
+# up); a pen stroke in a tight crop of one digit is far thicker.
 _RULE_THIN = 0.01
 # A piece of thin ink at least this share of the width is worth fitting.
 _RULE_PIECE = 0.1
