@@ -40,7 +40,7 @@ from quiet_tensorflow import tf  # noqa: E402
 # Each step also shows it `cuts` candidates that the number reader cut out of made-up
 # numbers of training digits (cutexamples.py): right cuts with their digit's label, wrong ones
 # (fragments, merged neighbours) as non-digits, half and half. They are cut on the drawing
-# thread once the training digits are loaded (≈ 5 s per 2,000) and join at step `cuts_from` ×
+# thread once the training digits are loaded (≈ 6 s per 2,000) and join at step `cuts_from` ×
 # steps, a fixed step so the same seed still gives the same weights. Measured through the
 # number reader (150 images per kind, MNIST test digits, seed 0, 48 a step from 4,000):
 # non-digits answered "?" 48 → 57 %, touching numbers 20 → 20–22 %, gapped 91.1 → 91.3 %,
