@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import userstyle as us  # noqa: E402
 
 KINDS = ["plain", "tight", "big_canvas", "transparent_rgba", "white_on_black", "photo", "scan",
-         "thin_pen", "thick_marker", "photo_colour", "photo_shadow", "photo_slant", "styles"]
+         "thin_pen", "thick_marker", "photo_colour", "photo_shadow", "photo_slant", "photo_ruled", "styles"]
 
 
 def classifier(checkpoint):
