@@ -493,13 +493,22 @@ def _ruling(ink, beside=None):
     h, w = ink.shape
     on = ink > _RULE_INK
     thin_max = max(5, math.ceil(_RULE_THIN * max(h, w)))
+    least = 1 if beside else 2
     cols, starts, ends = _vertical_runs(on)
     length = ends - starts
+    # `least` lines crossing _RULE_SPAN of the width each give that many thin
+    # runs together in (least * _RULE_SPAN - least + 1) of the columns, less
+    # where the writing crosses them (ruled photos found: at least 0.56 of
+    # the columns for two lines, against 0.4). Without half that, the costly
+    # labelling below is skipped (0.7 ms of a picture's 4-5 ms): no answer
+    # changes.
+    runs_per_col = np.bincount(cols[length <= thin_max], minlength=w)
+    if np.count_nonzero(runs_per_col >= least) < 0.5 * (least * _RULE_SPAN - least + 1) * w:
+        return [], None
     thin_t = np.zeros((w, h), bool)
     thin_t[on.T] = np.repeat(length <= thin_max, length)
     thin = thin_t.T
     labels, n, (rows, rs, re, comp) = _label(thin)
-    least = 1 if beside else 2
     if n < least:
         return [], None
     order = np.argsort(comp, kind="stable")
