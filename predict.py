@@ -200,6 +200,16 @@ def save_prepared(directory, stem, arrays):
         raise cli.UserError(f"cannot write to --save-prepared folder {directory}: {e.strerror or e}") from None
 
 
+# A piece among digits is more likely a digit than ink on its own: in a reading where
+# another piece is clearly a digit, a piece is refused only below this digitness (a margin
+# ln 3 under the threshold) instead of 0.5. On 200 images per kind (numbers of MNIST
+# training digits, 6 kinds each, touching and with gaps; --fast, seed 0): gapped numbers
+# read 92.5 -> 94.5 % (0.35: 93.8 %), touching 23.5 -> 26.5 %, while non-digits answered
+# "?" (73.0 %) and single digits (96.1 %) do not move: a drawing cut into pieces that are
+# all doubtful is still one "?".
+AMONG_DIGITS = 0.25
+
+
 def record(name, reading, accept_all=False):
     """The JSON record of one image (what --json prints and the web API returns).
 
@@ -209,8 +219,9 @@ def record(name, reading, accept_all=False):
         accept_all: never refuse a digit as "not a digit".
 
     Returns:
-        A dict: `number` ("?" where a piece is no digit; just "?", with `rejected`,
-        when no piece is), `probability`
+        A dict: `number` ("?" where a piece is no digit -- digitness below 0.5, or
+        below AMONG_DIGITS beside a piece that is clearly a digit; just "?", with
+        `rejected`, when no piece is), `probability`
         (confidence of the whole reading), `digits` (each with `digit` — None
         when refused, then `rejected`, `guess` and `score` —, `probability`,
         `probabilities`, `box`) and, for a single digit, the same keys at the
@@ -218,12 +229,14 @@ def record(name, reading, accept_all=False):
     """
     if isinstance(reading, Exception):
         return {"image": name, "error": str(reading)}
+    among_digits = len(reading.digits) > 1 and any(d.digitness >= 0.5 for d in reading.digits)
+    refuse_below = AMONG_DIGITS if among_digits else 0.5
     digits = []
     for d in reading.digits:
         best = d.value
         entry = {"digit": best, "probability": round(float(d.probs[best]), 4),
                  "probabilities": [round(float(p), 4) for p in d.probs], "box": [int(v) for v in d.box]}
-        if d.digitness < 0.5 and not accept_all:
+        if d.digitness < refuse_below and not accept_all:
             entry.update(digit=None, rejected=True, guess=best, score=round(float(d.digitness), 4))
         digits.append(entry)
     out = {"image": name}

@@ -268,6 +268,16 @@ def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
     assert predict.record("n.png", reading, accept_all=True)["number"] == "2046"
 
 
+def test_a_doubtful_piece_beside_a_clear_digit_is_read_but_a_doubtful_one_alone_is_refused():
+    doubtful = (predict.AMONG_DIGITS + 0.5) / 2
+    pair = predict.record("n.png", readnumber.Reading("90", 0.7, [digit(9, 0.95), digit(0, doubtful)], []))
+    assert pair["number"] == "90" and "rejected" not in pair["digits"][1]
+    alone = predict.record("o.png", readnumber.Reading("0", 0.7, [digit(0, doubtful)], []))
+    assert alone["number"] == "?" and alone["rejected"] is True
+    both = predict.record("m.png", readnumber.Reading("00", 0.7, [digit(0, doubtful), digit(0, doubtful)], []))
+    assert both["number"] == "?"
+
+
 def test_ink_of_which_no_piece_is_a_digit_is_one_question_mark_not_several():
     reading = readnumber.Reading("47", 0.6, [digit(4, 0.2), digit(7, 0.3)], [])
     record = predict.record("smiley.png", reading)
