@@ -95,12 +95,18 @@ def main(argv=None):
     arrays, labels = split.images[:5000].reshape(-1, 28, 28), split.labels[:5000]
     good = np.flatnonzero(classify(arrays)[0].argmax(axis=1) == labels)
 
+    import predict  # noqa: PLC0415 (TensorFlow only when measuring)
+
+    def answer(source, single=False):
+        """What `predict_2.py` prints for the image: refused pieces are "?"."""
+        return predict.record("", readnumber.read(source, classify, single=single))["number"]
+
     def read_all(items):
         right, seconds, wrong = 0, 0.0, []
         for label, source in items:
             start = time.perf_counter()
             try:
-                number = readnumber.read(source, classify).number
+                number = answer(source)
             except readnumber.ImageError:
                 number = "error"
             seconds += time.perf_counter() - start
@@ -150,7 +156,7 @@ def main(argv=None):
                 ink, label = us.from_mnist(arrays[i], int(rng.integers(60, 300))), int(labels[i])
                 data, _ = us.make(ink, kind, rng)
             try:
-                right += readnumber.read(us.open_image(data), classify, single=True).number == str(label)
+                right += answer(us.open_image(data), single=True) == str(label)
             except readnumber.ImageError:
                 pass
         print(f"single digits {kind}: {right}/{args.digits} {right / args.digits:.3f}", flush=True)
@@ -158,7 +164,7 @@ def main(argv=None):
         files = sorted(f for f in glob.glob(os.path.join(folder, "*_*.*")) if not f.endswith(".tsv"))
         items = [(os.path.basename(f).split("_")[0], f) for f in files]
         if folder == args.singles:
-            right = sum(readnumber.read(f, classify, single=True).number == label for label, f in items)
+            right = sum(answer(f, single=True) == label for label, f in items)
             wrong = []
         else:
             right, _, wrong = read_all(items)
