@@ -69,7 +69,7 @@ class Segmentation:
             to_mnist, and its top left, in the pixels of the writing as
             cut: the original image's when `as_drawn`. Training on the
             reader's own cuts (cutexamples.py) tells from them which
-            digit's ink each candidate holds.
+            digit's ink each candidate holds. None for a `single` read.
         as_drawn: the writing was cut at the original image's scale and
             angle (not shrunk, not straightened).
     """
