@@ -443,13 +443,7 @@ _RULE_LENGTH_SPACING = 1.5
 
 def _vertical_runs(mask):
     """Vertical runs of a bool image: (column, start row, end row) arrays, column by column."""
-    t = mask.T
-    h, w = t.shape
-    padded = np.zeros((h, w + 2), bool)
-    padded[:, 1:-1] = t
-    edges = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
-    cols, starts = np.divmod(edges[0::2], w + 1)
-    return cols, starts, edges[1::2] - cols * (w + 1)
+    return _runs(mask.T)
 
 
 def _robust_polyfit(x, y, deg):
@@ -695,6 +689,18 @@ def load_ink(source):
 # Connected pieces of ink
 # --------------------------------------------------------------------------
 
+def _runs(mask):
+    """Horizontal runs of set pixels of a bool image: (row, start, end) arrays in reading order, ends exclusive."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), bool)
+    padded[:, 1:-1] = mask
+    # Where a row changes between ink and paper: in reading order these
+    # alternate run start, run end (a 1-D search is much faster than a 2-D one).
+    edges = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    rows, starts = np.divmod(edges[0::2], w + 1)
+    return rows, starts, edges[1::2] - rows * (w + 1)
+
+
 def _label(mask):
     """8-connected components of a boolean image.
 
@@ -705,14 +711,9 @@ def _label(mask):
     Returns (labels image with -1 as background, number of components,
     runs as (rows, starts, ends, component) arrays).
     """
+    mask = np.asarray(mask, bool)
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), bool)
-    padded[:, 1:-1] = mask
-    # Where a row changes between ink and paper: in reading order these
-    # alternate run start, run end (a 1-D search is much faster than a 2-D one).
-    edges = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
-    rows, starts = np.divmod(edges[0::2], w + 1)
-    ends = edges[1::2] - rows * (w + 1)
+    rows, starts, ends = _runs(mask)
     n = rows.size
     labels = np.full((h, w), -1, np.int32)
     if n == 0:
@@ -751,7 +752,7 @@ def _label(mask):
     root = parent == np.arange(n)
     comp = (np.cumsum(root) - 1)[parent]
     # Set pixels in reading order are the runs' pixels in order.
-    labels[padded[:, 1:-1]] = np.repeat(comp, ends - starts)
+    labels[mask] = np.repeat(comp, ends - starts)
     return labels, int(np.count_nonzero(root)), (rows, starts, ends, comp)
 
 
