@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 import imageprepare
 from imageprepare import ImageError, find_writing, load_ink, prepare, to_mnist
@@ -230,6 +230,38 @@ def test_paper_edge_does_not_decide_the_crop(seven, seven_ref):
     g[:, :60] = 40  # the dark table past the sheet's left edge
     g[:45, :] = 50  # and past its top edge
     assert corr(prepare(Image.fromarray(g, "L")), seven_ref) > 0.95
+
+
+def shadowed_photo(ink, side, seed=0):
+    """A photo of ink on paper with a sharp-edged dark shadow from one border and dark corners.
+
+    The shadow covers 0.3 of the picture from the `side` border (0 left,
+    1 top, 2 right, 3 bottom), reaching the digit, and keeps a quarter of
+    the light; a vignette halves the light in the corners; camera noise is
+    added after the lighting, as a sensor adds it.
+    """
+    rng = np.random.default_rng(seed)
+    a = np.pad(ink, 120)
+    h, w = a.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    light = 1 - 1.0 * ((xx - 0.5 * w / max(h, w)) ** 2 + (yy - 0.5 * h / max(h, w)) ** 2)
+    coord = [xx, yy, 1 - xx * max(h, w) / w, 1 - yy * max(h, w) / h][side]
+    light = light * np.where(coord < 0.3, 0.25, 1.0)
+    g = (0.9 - 0.8 * a) * light + rng.normal(0, 0.02, a.shape)
+    img = Image.fromarray(np.uint8(np.clip(g, 0, 1) * 255 + 0.5), "L")
+    return img.filter(ImageFilter.GaussianBlur(0.8))
+
+
+@pytest.mark.parametrize("side", range(4))
+def test_a_shadow_edge_and_dark_corners_are_not_writing(side, seven, seven_ref):
+    # Bars along the shadow's edge or the frame, or corner fragments, taken
+    # for writing would be fitted into the box with the digit and shrink it.
+    a = prepare(shadowed_photo(seven, side))
+    assert corr(a, seven_ref) > 0.9
+    rows, cols = np.nonzero(a > 0.1)
+    ref_rows, ref_cols = np.nonzero(seven_ref > 0.1)
+    assert abs(np.ptp(rows) - np.ptp(ref_rows)) <= 2
+    assert abs(np.ptp(cols) - np.ptp(ref_cols)) <= 2
 
 
 @pytest.mark.parametrize("name,img", [
