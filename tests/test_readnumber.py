@@ -414,6 +414,29 @@ def test_a_slanted_line_of_digits_is_straightened_before_it_is_cut(angle, mnist_
     assert all(0 <= b[0] < b[2] <= page.width + 2 and 0 <= b[1] < b[3] <= page.height + 2 for b in seg.boxes)
 
 
+@pytest.mark.parametrize("angle", [-30, 20, 35])
+def test_two_digits_standing_apart_on_a_slant_give_the_line(angle, mnist_digits):
+    # Two digits are too short a line for the ink's principal axis (on
+    # photos slanted 20-40 degrees, "37" read "32" untouched): the line
+    # through the pieces' centres is the writing's.
+    arrays, _ = mnist_digits
+    img, _ = number_image([us.from_mnist(arrays[i], 100) for i in (24, 25)], 3, margin=0, gap=(0.3, 0.4))
+    ink = 1 - np.asarray(img, np.float32) / 255
+    level = _raw_angle(ink)  # this 4 stands higher than its 0: -15 degrees
+    turned = Image.fromarray(np.pad(ink, 60), "F").rotate(angle, Image.Resampling.BILINEAR, expand=True)
+    assert _raw_angle(np.asarray(turned)) == pytest.approx(angle + level, abs=3)
+
+
+@pytest.mark.parametrize("digit, style", [(4, "open"), (5, "detached_bar"), (7, "crossbar")])
+@pytest.mark.parametrize("angle", [0, 20])
+def test_a_lone_digit_in_two_pieces_is_not_taken_for_a_slanted_line(digit, style, angle):
+    # Its pieces lie across or above one another, not one after the other.
+    ink = drawn(digit, style, seed=2)
+    turned = np.asarray(Image.fromarray(np.pad(ink, 40), "F").rotate(angle, Image.Resampling.BILINEAR, expand=True))
+    _, n, runs = imageprepare._label(turned > 0.4)
+    assert readnumber._line_of_pieces(n, *runs) is None
+
+
 def test_a_number_written_level_is_not_turned():
     inks = [drawn(d, seed=d) for d in (2, 0, 1, 9)]
     img, _ = number_image(inks, 1)
