@@ -264,6 +264,47 @@ def test_a_shadow_edge_and_dark_corners_are_not_writing(side, seven, seven_ref):
     assert abs(np.ptp(cols) - np.ptp(ref_cols)) <= 2
 
 
+def tight_number_with_a_bold_end(at_left):
+    """A tight crop of "1427" (or "4271"): a marker's upright 1 at one end, the rest thin pen.
+
+    The 1 (another writer's pen, as in numbers put together from several
+    people's digits) runs along the frame at its end; the 2 is shorter and
+    stays inside the frame.
+    """
+    digits = [us.crop_ink(drawn(d, seed=d, height=h, width=6)) for d, h in ((4, 130), (2, 80), (7, 120))]
+    h = max(a.shape[0] for a in digits)
+    canvas = np.zeros((h, 400), np.float32)
+    x = 40 if at_left else 0
+    for a in digits:
+        top = (h - a.shape[0]) // 2
+        canvas[top:top + a.shape[0], x:x + a.shape[1]] = a
+        x += a.shape[1] + 30
+    one = slice(0, 26) if at_left else slice(x, x + 26)
+    canvas[h // 8:h - h // 8, one] = 1
+    ink = canvas[:, :x - 30] if at_left else canvas[:, :x + 26]
+    return Image.fromarray(np.uint8(255 - 255 * ink + 0.5), "L")
+
+
+@pytest.mark.parametrize("at_left", [True, False])
+def test_a_bold_digit_at_the_end_of_a_tight_crop_is_writing_not_a_table(at_left):
+    # It is solid and runs along the frame like a table band, but it is the
+    # size of the other digits, which fill the picture.
+    img = tight_number_with_a_bold_end(at_left)
+    assert find_writing(img).ink.sum() > 0.98 * load_ink(img).sum()
+
+
+@pytest.mark.parametrize("seed", [3, 5, 13])
+def test_a_small_number_in_a_tilted_photo_beside_a_table_band_is_found(seed):
+    # Each pencil digit weighs under 2 % of the dark table band along one
+    # side, the writing as a whole more: the band is not the writing.
+    ink, _ = us.compose_number([drawn(d, seed=i, height=100) for i, d in enumerate((3, 8, 2, 2, 5))],
+                               np.random.default_rng(4))
+    data, _ = us.kind_photo(ink, np.random.default_rng(seed), pencil=True, edge=True, slant=True)
+    on = find_writing(us.open_image(data)).ink > 0.3
+    assert on.sum() > 0
+    assert not (on[:, :3].any() or on[:, -3:].any() or on[:3].any() or on[-3:].any())
+
+
 @pytest.mark.parametrize("name,img", [
     ("white", Image.new("L", (200, 150), 255)),
     ("black", Image.new("L", (200, 150), 0)),
