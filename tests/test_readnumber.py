@@ -427,6 +427,18 @@ def test_two_digits_standing_apart_on_a_slant_give_the_line(angle, mnist_digits)
     assert _raw_angle(np.asarray(turned)) == pytest.approx(angle + level, abs=3)
 
 
+def test_a_blot_below_a_level_number_does_not_tilt_its_line(mnist_digits):
+    # A patch of shade under a real 7-digit number tilted it by 16 degrees
+    # when every digit-sized piece counted: pieces off the line are left out.
+    arrays, _ = mnist_digits
+    img, _ = number_image([us.from_mnist(arrays[i], 100) for i in (0, 1, 2, 3)], 0, margin=0, gap=(0.3, 0.4))
+    ink = np.pad(1 - np.asarray(img, np.float32) / 255, ((0, 120), (0, 0)))
+    h, w = ink.shape
+    ink[h - 30:h - 10, w - 140:w - 20] = 1.0  # a blot 120 px long, below the last digits
+    level = _raw_angle(np.pad(1 - np.asarray(img, np.float32) / 255, ((0, 120), (0, 0))))
+    assert _raw_angle(ink) == pytest.approx(level, abs=3)
+
+
 @pytest.mark.parametrize("digit, style", [(4, "open"), (5, "detached_bar"), (7, "crossbar")])
 @pytest.mark.parametrize("angle", [0, 20])
 def test_a_lone_digit_in_two_pieces_is_not_taken_for_a_slanted_line(digit, style, angle):
