@@ -596,16 +596,18 @@ def _line_angle(ink):
     on = small > imageprepare._Pieces.THRESHOLD
     if np.count_nonzero(on) < 10:
         return 0.0
-    # The pieces are told apart on cells of 1/64 of the writing's longer
-    # side: a 2-3 digit number's gaps (1/20 of a digit's height or more)
-    # stay open, and labelling costs little (a longer number whose gaps
-    # close is measured by its principal axis below, as joined digits are).
     inked_x = np.flatnonzero(on.any(axis=0))
     inked_y = np.flatnonzero(on.any(axis=1))
-    wide = inked_x[-1] - inked_x[0] >= _SLANT_APART_WIDE * (inked_y[-1] - inked_y[0])
-    angle = _line_of_pieces(*_pieces_of(_reduce_max(on, max(1, math.ceil(max(on.shape) / 64))))) if wide else None
+    extent = (inked_x[-1] - inked_x[0], inked_y[-1] - inked_y[0])
+    angle = None
+    if extent[0] >= _SLANT_APART_WIDE * extent[1]:
+        # The pieces are told apart on cells of 1/64 of the writing's longer
+        # side: a 2-3 digit number's gaps (1/20 of a digit's height or more)
+        # stay open, and labelling costs little (a longer number whose gaps
+        # close is measured by its principal axis below, as joined digits are).
+        angle = _line_of_pieces(*_pieces_of(_reduce_max(on, max(1, math.ceil(max(on.shape) / 64)))))
     if angle is None:
-        angle = _principal_angle(small, on)
+        angle = _principal_angle(small, on, extent)
     return angle if _SLANT_MIN < abs(angle) <= _SLANT_MAX else 0.0
 
 
@@ -667,11 +669,12 @@ def _pieces_of(mask):
     return (n,) + tuple(runs)
 
 
-def _principal_angle(small, on):
-    """The line's angle from the ink's principal axis (0 when it has none); see _line_angle."""
-    inked_x = np.flatnonzero(on.any(axis=0))
-    inked_y = np.flatnonzero(on.any(axis=1))
-    if inked_x[-1] - inked_x[0] < _SLANT_WIDE * (inked_y[-1] - inked_y[0]):
+def _principal_angle(small, on, extent):
+    """The line's angle from the ink's principal axis (0 when it has none); see _line_angle.
+
+    extent: (width, height) of the ink `on`.
+    """
+    if extent[0] < _SLANT_WIDE * extent[1]:
         # A line of digits is wider than tall even at 40 degrees; a single
         # slanted 1 or 7, drawn with a thin pen, is long and narrow too.
         # (Decided on the ink's extent, before its pixels are listed.)
