@@ -238,11 +238,20 @@ _LOG_NOT_A_NUMBER = -1.0
 # --------------------------------------------------------------------------
 
 def _reduce_max(mask, f):
-    """Boolean (h, w) -> cells of f x f that hold any set pixel."""
-    if f == 1:
-        return mask.copy()
-    on = Image.fromarray(mask.astype(np.float32), "F").reduce(f)
-    return np.asarray(on) > 0
+    """Boolean (h, w) -> cells of f x f that hold any set pixel (partial cells at the far edges).
+
+    Strided ORs of the rows, then of the columns, of each cell: no float
+    copy through Pillow.
+    """
+    rows = mask[::f].copy()
+    for i in range(1, f):
+        part = mask[i::f]
+        rows[:len(part)] |= part
+    cells = rows[:, ::f].copy()
+    for i in range(1, f):
+        part = rows[:, i::f]
+        cells[:, :part.shape[1]] |= part
+    return cells
 
 
 def _box(mask):
@@ -376,17 +385,20 @@ def _cut_paths(sub, height):
     left, middle, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
     for y in range(1, h):
         best = np.minimum(np.minimum(left, middle), right)
-        # The move to the cheapest of the three, the leftmost among equals.
-        back[y] = np.where(left == best, -1, np.where(middle == best, 0, 1))
+        # The move to the cheapest of the three, the leftmost among equals
+        # (when neither the left nor the middle one is the cheapest, the
+        # right one is).
+        back[y] = np.where(left == best, -1, middle != best)
         padded[:, 1:-1] = best + base + ink[y]
     cost = padded[:, 1:-1]
     end = cost.argmin(axis=1)
-    total = cost[np.arange(len(starts)), end]
-    paths = np.zeros((len(starts), h), int)
+    each = np.arange(n)
+    total = cost[each, end]
+    paths = np.zeros((n, h), int)
     k = end.copy()
     for y in range(h - 1, -1, -1):
-        paths[:, y] = cols[np.arange(len(starts)), k]
-        k = k + back[y, np.arange(len(starts)), k]
+        paths[:, y] = cols[each, k]
+        k = k + back[y, each, k]
     # Nearly the same path from several starts: keep the best; then the best
     # few, as many as the piece's width can hold digits for. Best first: the
     # cuts that cross the fewest strokes (where two digits meet, one stroke
