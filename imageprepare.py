@@ -482,12 +482,13 @@ def _histogram(values, bins, lo, hi):
 
     numpy's edges (spaced by np.linspace in the values' type) and counts (a
     value counts in the bin whose edges hold it, the last bin closed), but
-    the inner edges are looked up in the sorted values at once, without
-    binning each value through numpy's general machinery.
+    the edges are looked up in the sorted values at once, without binning
+    each value through numpy's general machinery.
     """
     edges = np.linspace(lo, hi, bins + 1, dtype=np.result_type(lo, hi, values))
-    at = np.searchsorted(np.sort(values), edges[1:-1])
-    return np.diff(at, prepend=0, append=values.size), edges
+    at = np.searchsorted(np.sort(values), edges)
+    at[-1] = values.size  # (the last bin holds the values equal to hi too)
+    return at[1:] - at[:-1], edges
 
 
 # --------------------------------------------------------------------------
@@ -1016,17 +1017,18 @@ def _solid_at_frame(pieces, labels, stats):
 
 
 def _clean(pieces):
-    """Drop specks and paper edges; returns (labels, stats, keep bool array).
+    """Drop specks and paper edges; returns (labels, stats, keep, edge bool arrays).
 
     A speck is a small piece away from the writing; a paper or table edge is
     a piece running across nearly the whole picture while the writing itself
-    sits well inside it. Neither may decide where the digit is.
+    sits well inside it. Neither may decide where the digit is. `edge` marks
+    the pieces that look like an edge (_edges), whether dropped or not.
     """
     labels, stats = pieces.components()
     n = len(stats)
     keep = np.ones(n, bool)
     if n == 0:
-        return labels, stats, keep
+        return labels, stats, keep, np.zeros(0, bool)
     edge = _edges(pieces, labels, stats)
     if edge.any() and not edge.all():
         keep &= ~(edge & _writing_inside(pieces, stats, ~edge, edge))
@@ -1051,7 +1053,7 @@ def _clean(pieces):
                 candidate[i] = False
                 box = _union(stats[core])
                 changed = True
-    return labels, stats, core
+    return labels, stats, core, edge
 
 
 def _union(stats):
@@ -1064,14 +1066,20 @@ def _union(stats):
 
 def _sharpen(m):
     """Steepen soft edges around the 0.5 level (the blog recipe's sharpen)."""
-    return np.clip((m - 0.5) * 2.0 + 0.5, 0.0, 1.0)
+    s = m - 0.5
+    s *= 2.0
+    s += 0.5
+    return np.clip(s, 0.0, 1.0, out=s)
 
 
 def _stroke_width(m):
     """Mean stroke width in pixels: twice the ink area over its outline length."""
-    dx = np.diff(m, axis=1)[:-1, :]
-    dy = np.diff(m, axis=0)[:, :-1]
-    outline = float(np.sqrt(dx * dx + dy * dy).sum())
+    dx = m[:-1, 1:] - m[:-1, :-1]
+    dy = m[1:, :-1] - m[:-1, :-1]
+    dx *= dx
+    dy *= dy
+    dx += dy
+    outline = float(np.sqrt(dx, out=dx).sum())
     return 2.0 * float(m.sum()) / max(outline, 1e-6)
 
 
@@ -1117,7 +1125,8 @@ def to_mnist(ink):
     if a.ndim != 2:
         raise ValueError(f"to_mnist needs a 2-D ink array, got shape {a.shape}")
     # Into [0, 1], NaN to 0 (fmax and fmin ignore a NaN).
-    a = np.fmin(np.fmax(a, np.float32(0.0)), np.float32(1.0))
+    a = np.fmax(a, np.float32(0.0))
+    np.fmin(a, np.float32(1.0), out=a)
     out = np.zeros((28, 28), np.float32)
     peak = float(a.max())
     if peak <= 0.0:
@@ -1128,7 +1137,8 @@ def to_mnist(ink):
     # Full strength: a fine line shrunk by area averaging, or a faint pen,
     # is as much a stroke as a bold one.
     level = _percentile(m[m > 0.1 * m.max()], 90)
-    m = np.clip(m * (1.0 / max(level, 1e-3)), 0.0, 1.0)
+    m = m * (1.0 / max(level, 1e-3))
+    np.clip(m, 0.0, 1.0, out=m)
     padded = np.zeros((m.shape[0] + 4 * _K, m.shape[1] + 4 * _K), np.float32)
     padded[2 * _K:-2 * _K, 2 * _K:-2 * _K] = m
     m = _sharpen(padded)
@@ -1171,7 +1181,8 @@ def to_mnist(ink):
     y1, x1 = min(oy + m.shape[0], size), min(ox + m.shape[1], size)
     if y1 > y0 and x1 > x0:
         canvas[y0:y1, x0:x1] = m[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
-    return np.clip(_box_mean(canvas), 0.0, 1.0).astype(np.float32)
+    field = _box_mean(canvas)
+    return np.clip(field, 0.0, 1.0, out=field)
 
 
 def _box_mean(canvas):
@@ -1199,8 +1210,8 @@ def _analyse(source):
     name = _source_name(source)
     ink, scale = _load(source)
     pieces = _Pieces(ink)
-    labels, stats, keep = _clean(pieces)
-    edge = _edges(pieces, labels, stats) & keep
+    labels, stats, keep, edge = _clean(pieces)
+    edge = edge & keep
     if edge.any():
         # A dark table or paper edge set the contrast stretch, and grey
         # pencil beside it may have fallen under the ink threshold: look
@@ -1213,7 +1224,7 @@ def _analyse(source):
         if level >= 0.25:  # real ink, not the faint fringe of what was removed
             rest = np.clip(rest * np.float32(1.0 / level), 0, 1)
             p2 = _Pieces(rest)
-            l2, s2, k2 = _clean(p2)
+            l2, s2, k2, _ = _clean(p2)
             both = np.concatenate([stats[edge], s2[k2]])
             is_edge = np.arange(len(both)) < edge.sum()
             if k2.any() and _writing_inside(pieces, both, ~is_edge, is_edge).any():
@@ -1236,7 +1247,7 @@ def _analyse(source):
         if level < 0.75:
             ink = np.clip(ink * np.float32(1.0 / level), 0.0, 1.0)
             pieces = _Pieces(ink)
-            labels, stats, keep = _clean(pieces)
+            labels, stats, keep, _ = _clean(pieces)
     if keep.any():
         x0, y0, x1, y1 = _union(stats[keep])
         longest = max(x1 - x0, y1 - y0) * pieces.f
