@@ -383,22 +383,26 @@ def _cut_paths(sub, height):
     padded[:, 1:-1] = base + ink[0]
     back = np.zeros((h, n, 2 * r + 1), np.int8)
     left, middle, right = padded[:, :-2], padded[:, 1:-1], padded[:, 2:]
+    best = np.empty_like(middle)
     for y in range(1, h):
-        best = np.minimum(np.minimum(left, middle), right)
+        np.minimum(left, middle, out=best)
+        np.minimum(best, right, out=best)
         # The move to the cheapest of the three, the leftmost among equals
         # (when neither the left nor the middle one is the cheapest, the
         # right one is).
         back[y] = np.where(left == best, -1, middle != best)
-        padded[:, 1:-1] = best + base + ink[y]
-    cost = padded[:, 1:-1]
+        np.add(best, base, out=middle)
+        middle += ink[y]
+    cost = middle
     end = cost.argmin(axis=1)
     each = np.arange(n)
     total = cost[each, end]
-    paths = np.zeros((n, h), int)
-    k = end.copy()
-    for y in range(h - 1, -1, -1):
-        paths[:, y] = cols[each, k]
-        k = k + back[y, each, k]
+    # Back from each path's end, its column index (into cols) row by row.
+    at = np.empty((h, n), int)
+    at[-1] = end
+    for y in range(h - 1, 0, -1):
+        at[y - 1] = at[y] + back[y, each, at[y]]
+    paths = cols[each[:, None], at.T]
     # Nearly the same path from several starts: keep the best; then the best
     # few, as many as the piece's width can hold digits for. Best first: the
     # cuts that cross the fewest strokes (where two digits meet, one stroke
