@@ -1086,10 +1086,10 @@ def _stroke_width(m):
 def _tight(a, threshold):
     """Crop a 2-D array to the box of values above threshold (or None)."""
     on = a > threshold
-    rows = np.flatnonzero(on.any(axis=1))
+    rows = on.any(axis=1).nonzero()[0]
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(on.any(axis=0))
+    cols = on.any(axis=0).nonzero()[0]
     return a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 

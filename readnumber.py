@@ -256,8 +256,8 @@ def _reduce_max(mask, f):
 
 def _box(mask):
     """(x0, y0, x1, y1) of a boolean mask, exclusive ends."""
-    r = np.flatnonzero(mask.any(axis=1))
-    c = np.flatnonzero(mask.any(axis=0))
+    r = mask.any(axis=1).nonzero()[0]
+    c = mask.any(axis=0).nonzero()[0]
     return int(c[0]), int(r[0]), int(c[-1]) + 1, int(r[-1]) + 1
 
 
@@ -508,7 +508,7 @@ def _on_the_line(prims, blob, crossed, height):
     # primitives it was cut into and however big it is (a blot is big).
     pieces = sorted(set(blob))
     votes = [np.mean([middle[i] for i in range(len(prims)) if blob[i] == b]) for b in pieces]
-    line = float(np.median(votes))
+    line = imageprepare._median(votes)
     keep = [i for i in range(len(prims)) if abs(middle[i] - line) <= _OFF_LINE * height]
     if not keep:
         return prims, blob, crossed, boxes
@@ -576,20 +576,23 @@ def _original_box(crop, offset, scale, turn=None):
         on = crop > 0
     x0, y0, x1, y1 = _box(on)
     ox, oy = offset
-    xs = np.array([x0, x1, x1, x0], float) + ox
-    ys = np.array([y0, y0, y1, y1], float) + oy
-    if turn is not None:
-        if on.sum() <= 4096:
-            # The ink's own pixels turned back, not the corners of its box,
-            # which would make the box too big.
-            yy, xx = np.nonzero(on)
-            xs, ys = np.concatenate([xx, xx + 1]) + ox, np.concatenate([yy, yy + 1]) + oy
-        a, (cx, cy), (rx, ry) = turn
-        dx, dy = xs - rx, ys - ry
-        # Turning back is a counter-clockwise turn as shown (y runs down).
-        xs = cx + math.cos(a) * dx + math.sin(a) * dy
-        ys = cy - math.sin(a) * dx + math.cos(a) * dy
     sx, sy = scale
+    if turn is None:
+        return (int(math.floor((x0 + ox) * sx)), int(math.floor((y0 + oy) * sy)),
+                int(math.ceil((x1 + ox) * sx)), int(math.ceil((y1 + oy) * sy)))
+    if on.sum() <= 4096:
+        # The ink's own pixels turned back, not the corners of its box,
+        # which would make the box too big.
+        yy, xx = np.nonzero(on)
+        xs, ys = np.concatenate([xx, xx + 1]) + ox, np.concatenate([yy, yy + 1]) + oy
+    else:
+        xs = np.array([x0, x1, x1, x0], float) + ox
+        ys = np.array([y0, y0, y1, y1], float) + oy
+    a, (cx, cy), (rx, ry) = turn
+    dx, dy = xs - rx, ys - ry
+    # Turning back is a counter-clockwise turn as shown (y runs down).
+    xs = cx + math.cos(a) * dx + math.sin(a) * dy
+    ys = cy - math.sin(a) * dx + math.cos(a) * dy
     return (int(math.floor(xs.min() * sx)), int(math.floor(ys.min() * sy)),
             int(math.ceil(xs.max() * sx)), int(math.ceil(ys.max() * sy)))
 
