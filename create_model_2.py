@@ -37,7 +37,7 @@ from quiet_tensorflow import tf  # noqa: E402
 # and a bank of 2,400 doodles, typed glyphs and written symbols (≈ 5 s to draw) cost ≈ 25 % more
 # time. The written third (outliers._WRITTEN): non-digits answered "?" through the number reader
 # 69 → 75 % (900 of tests/nondigits.py's, seeds apart from the reported ones; a step of 72
-# instead of 48 gave 77 %, within the 2–4 points between training runs, for ≈ 7 % more time),
+# instead of 48 gave 77 % and a bank of 4,800 74 %, within the 2–4 points between training runs),
 # numbers and single digits of training digits unchanged within 2 points.
 # tests/benchmark.py times it.
 #
