@@ -105,9 +105,15 @@ _WIDE_RUNS = 0.1
 # --------------------------------------------------------------------------
 
 def _resize(a, size, resample):
-    """Resize a float32 array with Pillow ("F" mode); size is (width, height)."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a, np.float32), "F")
-                      .resize(size, resample), dtype=np.float32)
+    """Resize a float32 array with Pillow ("F" mode); size is (width, height).
+
+    (Through frombuffer and tobytes: the same pixels as fromarray and
+    np.asarray, without their array-interface handling, a good part of the
+    cost for a digit-sized array.)
+    """
+    h, w = a.shape
+    image = Image.frombuffer("F", (w, h), np.ascontiguousarray(a, np.float32), "raw", "F", 0, 1)
+    return np.frombuffer(image.resize(size, resample).tobytes(), np.float32).reshape(size[1], size[0])
 
 
 def _filter3(a, op, cross=False):
@@ -117,15 +123,15 @@ def _filter3(a, op, cross=False):
     combined in place with shifted slices, without padding.
     """
     out = a.copy()
-    out[1:] = op(out[1:], a[:-1])
-    out[:-1] = op(out[:-1], a[1:])
+    op(out[1:], a[:-1], out=out[1:])
+    op(out[:-1], a[1:], out=out[:-1])
     if cross:
-        out[:, 1:] = op(out[:, 1:], a[:, :-1])
-        out[:, :-1] = op(out[:, :-1], a[:, 1:])
+        op(out[:, 1:], a[:, :-1], out=out[:, 1:])
+        op(out[:, :-1], a[:, 1:], out=out[:, :-1])
         return out
     rows = out.copy()
-    out[:, 1:] = op(out[:, 1:], rows[:, :-1])
-    out[:, :-1] = op(out[:, :-1], rows[:, 1:])
+    op(out[:, 1:], rows[:, :-1], out=out[:, 1:])
+    op(out[:, :-1], rows[:, 1:], out=out[:, :-1])
     return out
 
 
@@ -180,7 +186,8 @@ def _median(a):
 
 def _extreme_majority(flat):
     """The lowest or the highest value of a 1-D array if it fills more than half of it, else None."""
-    for value in (flat.min(), flat.max()):
+    for extreme in (flat.min, flat.max):
+        value = extreme()
         if np.count_nonzero(flat == value) > 0.5 * flat.size:
             return value
     return None
@@ -794,26 +801,24 @@ def _label(mask):
     # Run b (row r) touches run a (row r-1) when a.start <= b.end and
     # a.end >= b.start (ends exclusive, so this is 8-connectivity). Keys
     # row * K + column keep every row's runs in one sorted array.
+    # (Row 0's keys less K are negative: no run lies above it.)
     k = w + 2
-    key_start = rows * k + starts
-    key_end = rows * k + ends
-    above = (rows - 1) * k
-    lo = np.searchsorted(key_end, above + starts, side="left")
-    hi = np.searchsorted(key_start, above + ends, side="right")
-    count = np.maximum(hi - lo, 0) * (rows > 0)
+    row_key = rows * k
+    key_start, key_end = row_key + starts, row_key + ends
+    lo = np.searchsorted(key_end, key_start - k, side="left")
+    hi = np.searchsorted(key_start, key_end - k, side="right")
+    count = np.maximum(hi - lo, 0)
     total = int(count.sum())
     parent = np.arange(n)
     if total:
-        b = np.repeat(np.arange(n), count)
-        offset = np.arange(total) - np.repeat(np.cumsum(count) - count, count)
-        a = np.repeat(lo, count) + offset
+        b = np.repeat(parent, count)
+        a = np.arange(total) + np.repeat(lo - np.cumsum(count) + count, count)
         while True:
             ra, rb = parent[a], parent[b]
             if not (ra != rb).any():
                 break
-            m = np.minimum(ra, rb)
-            np.minimum.at(parent, ra, m)
-            np.minimum.at(parent, rb, m)
+            # ra and rb are roots (parent[r] == r): the larger one joins the smaller.
+            np.minimum.at(parent, np.maximum(ra, rb), np.minimum(ra, rb))
             while True:
                 nxt = parent[parent]
                 if not (nxt != parent).any():
