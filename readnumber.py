@@ -354,15 +354,15 @@ def _cut_paths(sub, height):
     if w - 2 * margin < 1:
         return []
     profile = sub.sum(axis=0).astype(float)
-    smooth = np.convolve(np.pad(profile, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    smooth = np.convolve(_pad_edge(profile), np.ones(3) / 3, mode="valid")
     any_ink = sub.any(axis=0)
     top = np.where(any_ink, sub.argmax(axis=0), h).astype(float)
     bottom = np.where(any_ink, h - sub[::-1].argmax(axis=0), 0).astype(float)
     starts = set()
     for signal in (smooth, -top, bottom):
-        s = np.pad(signal, 1, mode="edge")
+        s = _pad_edge(signal)
         local = (s[1:-1] <= s[:-2]) & (s[1:-1] <= s[2:])
-        starts.update(int(c) for c in np.flatnonzero(local) if margin <= c < w - margin)
+        starts.update((np.flatnonzero(local[margin:w - margin]) + margin).tolist())
     # Between the valleys, starts at a regular pitch too: where two digits
     # overlap, no valley marks the way between them.
     starts.update(range(margin, w - margin, max(1, int(round(_CUT_PITCH * height)))))
@@ -418,16 +418,24 @@ def _cut_paths(sub, height):
     strokes = on[:, 0] + np.count_nonzero(on[:, 1:] & ~on[:, :-1], axis=1)
     order = np.lexsort((np.abs(paths.mean(axis=1) - w / 2), total, strokes))
     # Cuts neither cross nor run close to one another: each pair leaves a
-    # primitive between them.
+    # primitive between them. (Their mean distance as an integer sum
+    # divided once: np.mean's bits.)
     apart = paths[:, None, :] - paths[None, :, :]
-    apart = ((apart.min(axis=2) * apart.max(axis=2) > 0)
-             & (np.abs(apart).mean(axis=2) > _CUT_SPACING * height))
+    apart = (((apart.min(axis=2) > 0) | (apart.max(axis=2) < 0))
+             & (np.abs(apart).sum(axis=2) / h > _CUT_SPACING * height))
     kept = []
+    allowed = np.ones(n, bool)  # apart from every cut kept so far (apart is symmetric)
     for i in order:
-        if apart[i, kept].all():
+        if allowed[i]:
             kept.append(i)
+            allowed &= apart[i]
     kept = kept[:min(_MAX_CUTS, max(1, int(round(_CUTS_PER_HEIGHT * (w / height - _UNCUT_WIDTH)))))]
     return [paths[i] for i in sorted(kept, key=lambda i: paths[i].mean())]
+
+
+def _pad_edge(a):
+    """np.pad(a, 1, mode="edge") of a 1-D array, without np.pad's general machinery."""
+    return np.concatenate((a[:1], a, a[-1:]))
 
 
 def _primitives(cells, height):
@@ -817,12 +825,12 @@ def segment(source, single=False):
             runs.append(longest)
     arrays, out_boxes, sizes, crops = [], [], [], []
     for i, j in runs:
-        member = np.zeros_like(cells)
-        for k in range(i, j):
+        member = prims[i].copy()
+        for k in range(i + 1, j):
             member |= prims[k]
         # The candidate's cells and their faint fringe, but not the ink
         # cells of the rest.
-        grown = imageprepare._filter3(member, np.maximum) & ~(cells & ~member)
+        grown = imageprepare._filter3(member, np.maximum) & (member | ~cells)
         crop, offset = _candidate_ink(ink, f, grown)
         arrays.append(imageprepare.to_mnist(crop))
         out_boxes.append(_original_box(crop, offset, scale, turn))
