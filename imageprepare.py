@@ -381,7 +381,7 @@ def _polarity_by_area(s):
     """(light background?, ink-like fraction) of a thumbnail, by area and border."""
     lo, hi = float(s.min()), float(s.max())
     mid = 0.5 * (lo + hi)
-    light_fraction = float(np.mean(s > mid))
+    light_fraction = np.count_nonzero(s > mid) / s.size  # (np.mean's bits)
     # Ink is thin strokes, background the rest: whichever side covers most
     # of the picture is the background. When that is not clear-cut (a tight
     # crop of a bold digit covers half its picture or more), the picture's
@@ -449,7 +449,7 @@ def _ink_from_gray(gray, alpha=None):
         # strokes mostly run, where edges barely show.
         med = _percentile(sample, 3)
         diffs = [np.abs(np.diff(sub, axis=k)) for k in (0, 1) if sub.shape[k] > 1]
-        noise = 1.4826 / math.sqrt(2) * min((float(np.median(d)) for d in diffs), default=0.0)
+        noise = 1.4826 / math.sqrt(2) * min((_median(d) for d in diffs), default=0.0)
     floor = med + max(4.0 * noise, 0.03)
     strong = xc[xc > floor]
     if strong.size < 4:
@@ -775,7 +775,7 @@ def _runs(mask):
     padded[:, 1:-1] = mask
     # Where a row changes between ink and paper: in reading order these
     # alternate run start, run end (a 1-D search is much faster than a 2-D one).
-    edges = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    edges = (padded[:, 1:] != padded[:, :-1]).ravel().nonzero()[0]
     rows, starts = np.divmod(edges[0::2], w + 1)
     return rows, starts, edges[1::2] - rows * (w + 1)
 
@@ -1197,13 +1197,14 @@ def _box_mean(canvas):
     canvas.reshape(h, _K, w, _K).mean(axis=(1, 3)), so the same bits, but
     without numpy's slow reduction over short axes.
     """
-    cols = canvas[:, 0::_K]
-    for i in range(1, _K):
-        cols = cols + canvas[:, i::_K]
-    out = cols[0::_K]
-    for i in range(1, _K):
-        out = out + cols[i::_K]
-    return out / np.float32(_K * _K)
+    cols = canvas[:, 0::_K] + canvas[:, 1::_K]
+    for i in range(2, _K):
+        cols += canvas[:, i::_K]
+    out = cols[0::_K] + cols[1::_K]
+    for i in range(2, _K):
+        out += cols[i::_K]
+    out /= np.float32(_K * _K)
+    return out
 
 
 # --------------------------------------------------------------------------

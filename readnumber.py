@@ -551,15 +551,15 @@ def _stroke_cells(cells):
     return max(1.0, 2.0 * float(np.count_nonzero(cells)) / max(outline, 1))
 
 
-def _grid(ink, height):
+def _grid(inked, height):
     """Analysis cells for the writing: (cell size f, bool cells).
 
-    A cell holding any ink at all is set: find_writing has already cleared
-    everything but the writing, and a 1-px pen line shrunk into a cell is
-    faint.
+    inked: the pixels holding any ink at all (above _CELL_INK). A cell
+    holding one is set: find_writing has already cleared everything but
+    the writing, and a 1-px pen line shrunk into a cell is faint.
     """
     f = max(1, int(round(height / _GRID_HEIGHT)))
-    return f, _reduce_max(ink > _CELL_INK, f)
+    return f, _reduce_max(inked, f)
 
 
 def _candidate_ink(ink, f, member):
@@ -787,8 +787,9 @@ def segment(source, single=False):
         size = np.array([[box[2] - box[0], box[3] - box[1]]], float)
         return Segmentation(imageprepare.to_mnist(ink)[None], [box], [(0, 1)], 2, size,
                             float(size[0, 1]), np.full(2, -1.0))
-    height_px = _line_height(ink > _CELL_INK, max(1, math.ceil(max(ink.shape) / 256)))
-    f, cells = _grid(ink, height_px)
+    inked = ink > _CELL_INK
+    height_px = _line_height(inked, max(1, math.ceil(max(ink.shape) / 256)))
+    f, cells = _grid(inked, height_px)
     height = height_px / f
     prims, blob, crossed = _primitives(cells, height)
     prims, blob, crossed, boxes = _on_the_line(prims, blob, crossed, height)
