@@ -255,8 +255,10 @@ def _reduce_max(mask, f):
 
 
 def _box(mask):
-    """(x0, y0, x1, y1) of a boolean mask, exclusive ends."""
+    """(x0, y0, x1, y1) of a boolean mask, exclusive ends; None if it is empty."""
     r = mask.any(axis=1).nonzero()[0]
+    if r.size == 0:
+        return None
     c = mask.any(axis=0).nonzero()[0]
     return int(c[0]), int(r[0]), int(c[-1]) + 1, int(r[-1]) + 1
 
@@ -453,9 +455,10 @@ def _primitives(cells, height):
     prims, blob, cut = [], [], []
     for i in range(n):
         piece = cells & (labels == i)
-        if not piece.any():
+        box = _box(piece)
+        if box is None:
             continue
-        x0, y0, x1, y1 = _box(piece)
+        x0, y0, x1, y1 = box
         if x1 - x0 < _CUT_MIN_WIDTH * height:
             prims.append(piece)
             blob.append(i)
@@ -566,7 +569,7 @@ def _candidate_ink(ink, f, member):
     """The ink of a candidate's cells (plus their faint fringe), cropped; and its offset."""
     x0, y0, x1, y1 = _box(member)
     y1p, x1p = min(y1 * f, ink.shape[0]), min(x1 * f, ink.shape[1])
-    m = np.repeat(np.repeat(member[y0:y1, x0:x1], f, axis=0), f, axis=1)
+    m = member[y0:y1, x0:x1].repeat(f, axis=0).repeat(f, axis=1)
     crop = ink[y0 * f:y1p, x0 * f:x1p] * m[:y1p - y0 * f, :x1p - x0 * f]
     return crop, (x0 * f, y0 * f)
 
@@ -580,9 +583,11 @@ def _original_box(crop, offset, scale, turn=None):
     bounding box of the crop's ink turned back.
     """
     on = crop > imageprepare._Pieces.THRESHOLD / 2
-    if not on.any():
+    box = _box(on)
+    if box is None:
         on = crop > 0
-    x0, y0, x1, y1 = _box(on)
+        box = _box(on)
+    x0, y0, x1, y1 = box
     ox, oy = offset
     sx, sy = scale
     if turn is None:
@@ -736,10 +741,10 @@ def _principal_angle(small, on, extent):
 
 def _ink_size(crop):
     """(width, height) of a crop's clear ink, in its pixels."""
-    on = crop > imageprepare._Pieces.THRESHOLD
-    if not on.any():
+    box = _box(crop > imageprepare._Pieces.THRESHOLD)
+    if box is None:
         return (0.0, 0.0)
-    x0, y0, x1, y1 = _box(on)
+    x0, y0, x1, y1 = box
     return (float(x1 - x0), float(y1 - y0))
 
 
