@@ -318,7 +318,8 @@ def _line_height(on, f):
     single = substantial & (right - left <= 1.2 * (bottom - top))
     # A lone digit in several pieces is its own height (one joined piece may be two
     # touching digits on different baselines: the columns below tell).
-    if single.sum() >= 2 or (single.sum() == substantial.sum() == 1 and merged[single].all()):
+    singles = np.count_nonzero(single)
+    if singles >= 2 or (singles == np.count_nonzero(substantial) == 1 and merged[single].all()):
         return imageprepare._median((bottom - top)[single]) * f
     top_p, bottom_p = top, bottom
     big = imageprepare._cells_of(labels, substantial)
@@ -514,11 +515,14 @@ def _on_the_line(prims, blob, crossed, height):
     one of its digits. Returns the kept (prims, blob, crossed) and their boxes.
     """
     boxes = [_box(p) for p in prims]
-    middle = np.array([0.5 * (b[1] + b[3]) for b in boxes])
+    middle = [0.5 * (b[1] + b[3]) for b in boxes]
     # Each joined piece votes once, at its ink's middle height, however many
     # primitives it was cut into and however big it is (a blot is big).
-    pieces = sorted(set(blob))
-    votes = [np.mean([middle[i] for i in range(len(prims)) if blob[i] == b]) for b in pieces]
+    # (Middles are halves of whole cells: a plain sum is exact, np.mean's bits.)
+    of_piece = {}
+    for m, b in zip(middle, blob):
+        of_piece.setdefault(b, []).append(m)
+    votes = [sum(ms) / len(ms) for _, ms in sorted(of_piece.items())]
     line = imageprepare._median(votes)
     keep = [i for i in range(len(prims)) if abs(middle[i] - line) <= _OFF_LINE * height]
     if not keep:
@@ -628,8 +632,8 @@ def _line_angle(ink):
     on = small > imageprepare._Pieces.THRESHOLD
     if np.count_nonzero(on) < 10:
         return 0.0
-    inked_x = np.flatnonzero(on.any(axis=0))
-    inked_y = np.flatnonzero(on.any(axis=1))
+    inked_x = on.any(axis=0).nonzero()[0]
+    inked_y = on.any(axis=1).nonzero()[0]
     extent = (inked_x[-1] - inked_x[0], inked_y[-1] - inked_y[0])
     angle = None
     if extent[0] >= _SLANT_APART_WIDE * extent[1]:
