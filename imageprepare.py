@@ -881,10 +881,13 @@ class _Pieces:
             stats[:, 1] = np.minimum.reduceat(rows[order], first)
             stats[:, 2] = np.maximum.reduceat(ends[order], first)
             stats[:, 3] = np.maximum.reduceat(rows[order], first) + 1
-            cum = np.zeros((self.mass.shape[0], self.mass.shape[1] + 1))
-            np.cumsum(self.mass, axis=1, out=cum[:, 1:])
-            stats[:, 4] = np.bincount(comp, weights=cum[rows, ends] - cum[rows, starts],
-                                      minlength=n)
+            # Each run's ink from the prefix sums along its row: summed only
+            # from the first run's row to the last's, up to the last end.
+            top, bottom, right = rows[0], rows[-1] + 1, int(ends.max())
+            cum = np.zeros((bottom - top, right + 1))
+            np.cumsum(self.mass[top:bottom, :right], axis=1, out=cum[:, 1:])
+            at = rows - top
+            stats[:, 4] = np.bincount(comp, weights=cum[at, ends] - cum[at, starts], minlength=n)
         return labels, stats
 
 
