@@ -34,11 +34,7 @@ from quiet_tensorflow import tf  # noqa: E402
 # with the uniform distribution as target at `non_digit_weight` (Hendrycks et al.'s 0.5), so
 # its softmax can say "not a digit": non-digits refused 17 % → 92 %, on nondigits.py's shapes
 # held out of every choice 18 % → 99 % (notadigit.py has the figures). 48 a step (a 4:1 mix)
-# and a bank of 2,400 doodles, typed glyphs and written symbols (≈ 5 s to draw) cost ≈ 25 % more
-# time. The written third (outliers._WRITTEN): non-digits answered "?" through the number reader
-# 69 → 75 % (900 of tests/nondigits.py's, seeds apart from the reported ones; a step of 72
-# instead of 48 gave 77 % and a bank of 4,800 74 %, within the 2–4 points between training runs),
-# numbers and single digits of training digits unchanged within 2 points.
+# and a bank of 2,400 doodles and glyphs (≈ 5 s to draw) cost ≈ 25 % more time.
 # tests/benchmark.py times it.
 #
 # Each step also shows it `cuts` candidates that the number reader cut out of made-up

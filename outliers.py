@@ -16,18 +16,12 @@ shapes, scribbles):
   second loop beside it (a digit's loops are empty);
 - typed glyphs of Pillow's built-in font, letters and symbols that resemble
   no digit, slanted, stretched, rotated and emboldened;
-- the same kind of letters and symbols written with a pen (strokes of this
-  file's own, with random proportions, slant, turn and wobble): one font's
-  glyphs alone taught the network little about handwritten ones;
 - two digits of the batch squeezed into one box, as a wrong cut of a number
   would deliver them (the number reader must score such a candidate low);
 - digits turned on their side (all but 0, 1 and 8, which stay digit-like).
 
-Doodles, glyphs and written symbols go through `imageprepare.to_mnist`, so
-they look exactly like what the predict scripts feed the network. Glyphs and
-written symbols include letters that tests/nondigits.py draws too (its tuning
-shapes), never the shapes it holds out of every choice: the figure on those
-is the one that shows how far the refusals carry to unseen shapes.
+Doodles and glyphs go through `imageprepare.to_mnist`, so they look exactly
+like what the predict scripts feed the network.
 """
 
 import numpy as np
@@ -86,90 +80,6 @@ def _doodle(rng):
     return np.asarray(img, np.float32) / 255
 
 
-def _arc(cx, cy, rx, ry, a0, a1, n=16):
-    """Points on an elliptic arc from angle a0 to a1 (degrees, y down), in the unit box."""
-    t = np.radians(np.linspace(a0, a1, n))
-    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t)))
-
-
-# Letters and symbols as a hand writes them: strokes in a unit box (x right, y down). Only
-# ones that resemble no digit, and none of the shapes tests/nondigits.py holds out of every
-# choice (K k W w H h # @ ~, hearts, spirals, check marks, waves), so figures on those stay
-# honest. The typed GLYPHS alone are one font's; on a network trained without these, written
-# letters and symbols were refused far less often than typed ones (create_model_2.py).
-_WRITTEN = {
-    "A": [[(0.0, 1.0), (0.45, 0.0), (0.95, 1.0)], [(0.2, 0.62), (0.75, 0.58)]],
-    "D": [[(0.1, 0.0), (0.1, 1.0)], [(0.1, 0.0)] + _arc(0.35, 0.5, 0.55, 0.5, -90, 90) + [(0.1, 1.0)]],
-    "E": [[(0.9, 0.0), (0.1, 0.05), (0.1, 1.0), (0.9, 0.95)], [(0.1, 0.5), (0.65, 0.5)]],
-    "F": [[(0.1, 1.0), (0.1, 0.0), (0.9, 0.0)], [(0.1, 0.45), (0.6, 0.45)]],
-    "L": [[(0.15, 0.0), (0.15, 1.0), (0.85, 1.0)]],
-    "M": [[(0.0, 1.0), (0.1, 0.0), (0.5, 0.7), (0.9, 0.0), (1.0, 1.0)]],
-    "N": [[(0.0, 1.0), (0.05, 0.0), (0.85, 1.0), (0.9, 0.0)]],
-    "P": [[(0.1, 1.0), (0.1, 0.0)], [(0.1, 0.0)] + _arc(0.4, 0.27, 0.4, 0.27, -90, 90) + [(0.1, 0.54)]],
-    "R": [[(0.1, 1.0), (0.1, 0.0)], [(0.1, 0.0)] + _arc(0.4, 0.25, 0.4, 0.25, -90, 90) + [(0.1, 0.5), (0.85, 1.0)]],
-    "T": [[(0.0, 0.0), (1.0, 0.0)], [(0.5, 0.0), (0.5, 1.0)]],
-    "U": [[(0.05, 0.0)] + _arc(0.5, 0.55, 0.45, 0.45, 180, 0) + [(0.95, 0.0)]],
-    "V": [[(0.0, 0.0), (0.5, 1.0), (1.0, 0.0)]],
-    "X": [[(0.0, 0.0), (1.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)]],
-    "Y": [[(0.0, 0.0), (0.5, 0.5), (1.0, 0.0)], [(0.5, 0.5), (0.5, 1.0)]],
-    "e": [[(0.1, 0.55), (0.9, 0.5)] + _arc(0.5, 0.55, 0.42, 0.45, -10, -320)],
-    "f": [_arc(0.75, 0.2, 0.3, 0.2, -30, -180) + [(0.45, 1.0)], [(0.15, 0.45), (0.8, 0.45)]],
-    "i": [[(0.5, 0.35), (0.5, 1.0)], _arc(0.5, 0.08, 0.06, 0.06, 0, 360, 8)],
-    "m": [[(0.0, 1.0), (0.0, 0.25)] + _arc(0.25, 0.35, 0.25, 0.3, 180, 360) + [(0.5, 1.0)],
-          [(0.5, 0.35)] + _arc(0.75, 0.35, 0.25, 0.3, 180, 360) + [(1.0, 1.0)]],
-    "n": [[(0.05, 1.0), (0.05, 0.1)], [(0.05, 0.4)] + _arc(0.5, 0.45, 0.45, 0.4, 200, 360) + [(0.95, 1.0)]],
-    "r": [[(0.1, 1.0), (0.1, 0.1)], [(0.1, 0.5)] + _arc(0.55, 0.5, 0.45, 0.4, 190, 300)],
-    "t": [[(0.45, 0.0), (0.45, 0.85)] + _arc(0.7, 0.85, 0.25, 0.15, 180, 60), [(0.05, 0.3), (0.9, 0.3)]],
-    "u": [[(0.05, 0.0)] + _arc(0.45, 0.6, 0.4, 0.4, 180, 0) + [(0.85, 0.0), (0.9, 1.0)]],
-    "x": [[(0.0, 0.0), (1.0, 1.0)], [(0.9, 0.0), (0.1, 1.0)]],
-    "!": [[(0.5, 0.0), (0.5, 0.7)], _arc(0.5, 0.92, 0.06, 0.06, 0, 360, 8)],
-    "?": [_arc(0.5, 0.28, 0.4, 0.28, 200, 400) + [(0.5, 0.7)], _arc(0.5, 0.94, 0.05, 0.05, 0, 360, 8)],
-    "&": [[(0.95, 1.0), (0.3, 0.4)] + _arc(0.45, 0.2, 0.2, 0.2, 150, 400) + [(0.1, 0.75)]
-          + _arc(0.35, 0.75, 0.25, 0.25, 180, 60) + [(0.95, 0.5)]],
-    "+": [[(0.5, 0.05), (0.5, 0.95)], [(0.05, 0.5), (0.95, 0.5)]],
-    "=": [[(0.0, 0.3), (1.0, 0.3)], [(0.0, 0.7), (1.0, 0.7)]],
-    "<": [[(0.9, 0.0), (0.1, 0.5), (0.9, 1.0)]],
-    ">": [[(0.1, 0.0), (0.9, 0.5), (0.1, 1.0)]],
-    "%": [[(0.9, 0.0), (0.1, 1.0)], _arc(0.2, 0.15, 0.15, 0.15, 0, 360, 12), _arc(0.8, 0.85, 0.15, 0.15, 0, 360, 12)],
-    "*": [[(0.5, 0.0), (0.5, 1.0)], [(0.07, 0.25), (0.93, 0.75)], [(0.93, 0.25), (0.07, 0.75)]],
-    "€": [_arc(0.6, 0.5, 0.45, 0.5, -50, -310), [(0.0, 0.4), (0.6, 0.4)], [(0.0, 0.6), (0.55, 0.6)]],
-    "π": [[(0.0, 0.1), (1.0, 0.05)], [(0.3, 0.08), (0.25, 1.0)], [(0.72, 0.06), (0.78, 1.0)]],
-    "÷": [[(0.0, 0.5), (1.0, 0.5)], _arc(0.5, 0.15, 0.07, 0.07, 0, 360, 8), _arc(0.5, 0.85, 0.07, 0.07, 0, 360, 8)],
-    "√": [[(0.0, 0.6), (0.2, 0.5), (0.4, 1.0), (0.7, 0.0), (1.0, 0.0)]],
-    "arrow": [[(0.0, 0.5), (1.0, 0.5)], [(0.7, 0.2), (1.0, 0.5), (0.7, 0.8)]],
-    "triangle": [[(0.5, 0.0), (1.0, 0.9), (0.0, 0.9), (0.5, 0.0)]],
-    "square": [[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0), (0.0, 0.0)]],
-    "smiley": [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, 30), _arc(0.5, 0.55, 0.25, 0.2, 20, 160),
-               _arc(0.35, 0.35, 0.04, 0.04, 0, 360, 6), _arc(0.65, 0.35, 0.04, 0.04, 0, 360, 6)],
-}
-
-
-def _written(rng):
-    """One of _WRITTEN with a pen: random width, proportions, slant, turn and a smooth wobble."""
-    strokes = _WRITTEN[sorted(_WRITTEN)[int(rng.integers(len(_WRITTEN)))]]
-    img = Image.new("L", (_CANVAS, _CANVAS), 0)
-    draw = ImageDraw.Draw(img)
-    pen = int(rng.integers(4, 12))
-    # At most ≈ 80 px across after the slant and turn: inside the 112 px canvas with the pen.
-    height = rng.uniform(40, 70)
-    width = height * rng.uniform(0.5, 0.9)
-    slant, angle = rng.uniform(-0.25, 0.25), np.radians(rng.uniform(-10, 10))
-    freq, phase, amp = rng.uniform(1, 3, 2), rng.uniform(0, 2 * np.pi, 2), rng.uniform(0, 0.04, 2)
-    for stroke in strokes:
-        p = np.asarray(stroke, np.float64)
-        x = p[:, 0] + amp[0] * np.sin(freq[0] * 2 * np.pi * p[:, 1] + phase[0]) - 0.5
-        y = p[:, 1] + amp[1] * np.sin(freq[1] * 2 * np.pi * p[:, 0] + phase[1]) - 0.5
-        x = x * width + slant * (0.5 - y) * height
-        y = y * height
-        xr = _CANVAS / 2 + x * np.cos(angle) - y * np.sin(angle)
-        yr = _CANVAS / 2 + x * np.sin(angle) + y * np.cos(angle)
-        draw.line(list(zip(xr, yr)), fill=255, width=pen, joint="curve")
-        r = pen / 2
-        for px, py in ((xr[0], yr[0]), (xr[-1], yr[-1])):
-            draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
-    return np.asarray(img, np.float32) / 255
-
-
 def _bezier(points, n=30):
     """n points along the Bézier curve of the control `points` (de Casteljau)."""
     t = np.linspace(0, 1, n)[:, None]
@@ -192,7 +102,7 @@ def _glyph(rng, fonts):
 
 
 def bank(count, seed):
-    """`count` prepared non-digit images: doodles, typed glyphs and written letters and symbols in turn.
+    """`count` prepared non-digit images, half doodles and half typed glyphs.
 
     Args:
         count: how many.
@@ -203,8 +113,7 @@ def bank(count, seed):
     """
     rng = np.random.default_rng(seed)
     fonts = [ImageFont.load_default(size=s) for s in (56, 64, 72)]
-    makers = (lambda: _glyph(rng, fonts), lambda: _doodle(rng), lambda: _written(rng))
-    images = [makers[i % 3]() for i in range(count)]
+    images = [_doodle(rng) if i % 2 else _glyph(rng, fonts) for i in range(count)]
     return np.stack([imageprepare.to_mnist(a) for a in images]).reshape(count, 784)
 
 

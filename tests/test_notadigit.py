@@ -69,21 +69,6 @@ def test_outlier_bank_is_prepared_like_user_digits_and_reproducible():
     assert not np.array_equal(a, outliers.bank(12, seed=6))
 
 
-def test_written_non_digits_stay_inside_their_canvas():
-    # A shape cut off at the border would teach the network a fragment, not the shape.
-    for seed in range(300):
-        a = outliers._written(np.random.default_rng(seed))
-        assert a.max() > 0.5
-        assert max(a[0].max(), a[-1].max(), a[:, 0].max(), a[:, -1].max()) == 0, seed
-
-
-def test_written_non_digits_leave_out_the_shapes_held_out_of_every_choice():
-    import nondigits  # noqa: PLC0415  (tests/ is on sys.path)
-
-    held = {name.lower() for name in nondigits.HELD_OUT} | {"#", "@", "~"}  # hash, at, tilde as written
-    assert not held & {name.lower() for name in outliers._WRITTEN}
-
-
 def test_two_in_one_box_puts_a_wide_pair_in_the_middle_rows():
     x = np.zeros((4, 28, 28), np.float32)
     x[:, 6:22, 10:18] = 1.0
