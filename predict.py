@@ -9,6 +9,7 @@ batches the network calls and formats the answers.
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -230,7 +231,9 @@ def record(name, reading, accept_all=False):
     if isinstance(reading, Exception):
         return {"image": name, "error": str(reading)}
     among_digits = len(reading.digits) > 1 and any(d.digitness >= 0.5 for d in reading.digits)
-    refuse_below = AMONG_DIGITS if among_digits else 0.5
+    # The reader can find ink no number even where its pieces look like digits (strokes that
+    # lean apart: readnumber._LEAN_APART); then every piece is refused.
+    refuse_below = math.inf if reading.number == "?" else AMONG_DIGITS if among_digits else 0.5
     digits = []
     for d in reading.digits:
         best = d.value

@@ -286,6 +286,15 @@ def test_ink_of_which_no_piece_is_a_digit_is_one_question_mark_not_several():
     assert predict.record("smiley.png", reading, accept_all=True)["number"] == "47"
 
 
+def test_a_reading_the_reader_found_no_number_refuses_every_piece_however_digit_like():
+    # Strokes leaning apart (a V cut into two 1s, readnumber._LEAN_APART): "?", guesses kept.
+    reading = readnumber.Reading("?", 0.9, [digit(1, 0.99), digit(1, 0.98)], [("11", 0.9)])
+    record = predict.record("v.png", reading)
+    assert record["number"] == "?" and record["rejected"] is True
+    assert [d["guess"] for d in record["digits"]] == [1, 1]
+    assert [d["score"] for d in record["digits"]] == [0.99, 0.98]
+
+
 # --------------------------------------------------------------------------
 # Folders and names
 # --------------------------------------------------------------------------

@@ -335,6 +335,58 @@ def test_ink_refused_as_a_digit_whose_pieces_read_poorly_is_one_question_mark(mn
     assert readnumber.decode(seg, doubtful, seen, not_a_number=False).number == "11"
 
 
+def stroke(lean, height=200, pen=9):
+    """Ink of one straight stroke leaning `lean` degrees (its top to the right: positive)."""
+    img = Image.new("L", (height + 2 * pen, height + 2 * pen), 0)
+    dx = 0.5 * height * math.tan(math.radians(lean))
+    c = height / 2 + pen
+    ImageDraw.Draw(img).line([(c - dx, c + height / 2), (c + dx, c - height / 2)], fill=255, width=pen)
+    return np.asarray(img, np.float32) / 255
+
+
+@pytest.mark.parametrize("lean", [-35, -10, 0, 20, 40])
+def test_the_lean_of_a_stroke_is_measured_in_degrees_from_upright(lean):
+    assert readnumber._lean(stroke(lean)) == pytest.approx(lean, abs=1.5)
+
+
+def test_ink_that_is_no_single_stroke_has_no_lean():
+    ring = Image.new("L", (120, 160), 0)
+    ImageDraw.Draw(ring).ellipse((10, 10, 110, 150), outline=255, width=9)
+    assert math.isnan(readnumber._lean(np.asarray(ring, np.float32) / 255))
+    assert math.isnan(readnumber._lean(np.zeros((20, 20), np.float32)))
+
+
+def two_strokes(leans, cut):
+    """A Segmentation of two candidates, each one stroke, joined by a cut through ink or apart."""
+    cut_strokes = np.array([-1.0, 1.0 if cut else -1.0, -1.0])
+    crops = [(stroke(lean), (i * 200, 0)) for i, lean in enumerate(leans)]
+    return readnumber.Segmentation(np.zeros((2, 28, 28), np.float32), [(0, 0, 200, 200), (200, 0, 400, 200)],
+                                   [(0, 1), (1, 2)], 3, np.array([[100.0, 200.0]] * 2), 200.0, cut_strokes,
+                                   crops)
+
+
+def test_strokes_joined_by_a_cut_that_lean_apart_read_as_no_number():
+    ones = np.full((2, 10), 0.001, np.float32)
+    ones[:, 1] = 0.991
+    sure = np.ones(2)
+    v = readnumber.decode(two_strokes([25.0, -30.0], cut=True), ones, sure)
+    assert v.number == "?" and [d.value for d in v.digits] == [1, 1]
+    assert v.alternatives[0][0] == "11"
+    # What a person writes: neighbouring 1s leaning alike, or two 1s apart from different writers.
+    assert readnumber.decode(two_strokes([15.0, -15.0], cut=True), ones, sure).number == "11"
+    assert readnumber.decode(two_strokes([25.0, -30.0], cut=False), ones, sure).number == "11"
+    assert readnumber.decode(two_strokes([25.0, -30.0], cut=True), ones, sure, not_a_number=False).number == "11"
+
+
+def test_a_drawn_v_is_cut_into_strokes_that_lean_apart():
+    v = Image.new("L", (260, 240), 255)
+    ImageDraw.Draw(v).line([(40, 30), (130, 210), (220, 30)], fill=0, width=12, joint="curve")
+    seg = readnumber.segment(v)
+    leans = np.array([readnumber._lean(crop) for crop, _ in seg.crops])
+    leans = leans[np.isfinite(leans)]
+    assert leans.max() > 15 and leans.min() < -15
+
+
 def test_the_shape_prior_weighs_cuts_but_never_overrules_the_networks_class():
     # A lone 7 narrower than MNIST's 7s (width/height 0.35 < 0.5) that the network reads as a 7.
     seg = readnumber.Segmentation(np.zeros((1, 28, 28), np.float32), [(0, 0, 208, 586)], [(0, 1)], 2,
