@@ -223,9 +223,14 @@ _SLANT_MAX = 50.0
 # than _LEAN_APART degrees is no number: it reads "?". MNIST training 1s
 # lean from -41 to +17 degrees (1st-99th percentile); two of them from
 # different writers lean apart by more than 30 / 35 / 40 degrees in 15 / 9
-# / 4.5 % of pairs. Measured on 600 numbers of MNIST training digits per
-# layout (gapped, touching) and 600 non-digits of tuning seeds: see
-# _LEAN_APART.
+# / 4.5 % of pairs. On 600 non-digits of tuning seeds (6 kinds) the rule at
+# 30 / 35 / 40 degrees answered 72.2 / 72.0 / 71.0 % "?" against 65.5 %
+# without it (w, wave, V, N: 40 of 207 misreadings at 30); of 3,600
+# numbers of MNIST training digits (gapped and touching, 6 kinds) and 500
+# single digits none changed. Among those numbers, strokes joined by a cut
+# (at least 4 times as long as wide) never leaned apart by more than 23
+# degrees; counting ink 2.5 times as long as wide as a stroke (some 7s and
+# 4s) would have lost up to 1.5 % of gapped numbers.
 _STROKE_ELONGATION = 4.0
 _LEAN_APART = 35.0
 
