@@ -16,7 +16,7 @@ readnumber.segment. Where each digit was drawn is known, so each
 candidate's ink is split by the digit it came from: one holding one digit
 (with at most a sliver of a neighbour) is a labelled example; a fragment,
 or parts of two digits, is a non-digit (label -1), trained like
-outliers.py's non-digits are (their energy pushed above a bound).
+outliers.py's towards the uniform distribution.
 
 Only numpy and Pillow are used (and readnumber); importing does nothing.
 """
