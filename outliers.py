@@ -4,12 +4,9 @@ A network trained on digits alone spreads no doubt over anything else: a
 letter, a star or two digits squeezed into one box come out as some digit at
 99 %. Outlier exposure (Hendrycks, Mazeika, Dietterich, ICLR 2019, "Deep
 anomaly detection with outlier exposure") trains the same network on extra
-images that are no digit. Their loss here is the energy bound of Liu, Wang,
-Owens and Li (NeurIPS 2020): a non-digit pays for a free energy
-E = −logsumexp(logits) below a bound, a digit for one above another, so the
-network learns to give non-digits small logits everywhere; its energy then
-separates digits from non-digits far better (notadigit.py has the figures).
-The network itself is unchanged.
+images that are no digit, with the uniform distribution over the ten digits
+as their target; its softmax then separates digits from non-digits far
+better (notadigit.py has the figures). The network itself is unchanged.
 
 The non-digits here come from generators of their own, apart from the ones
 the project measures on (tests/nondigits.py: handwritten letters, symbols,
@@ -160,20 +157,15 @@ def batch(images, labels, doodles, count, seed):
                       tf.gather(doodles, pick)], axis=0)
 
 
-def energy(logits):
-    """The free energy of each of N×10 `logits`, E = −logsumexp(z) (N): low for digits.
+def uniform_cross_entropy(logits):
+    """Cross-entropy of the softmax of each of N×10 `logits` against the uniform distribution (N).
 
-    Liu, Wang, Owens, Li (NeurIPS 2020), "Energy-based out-of-distribution
-    detection": −E is the network's unnormalised log density of the input.
+    −(1/10)·Σ_k log softmax_k = logsumexp(z) − mean(z); its minimum, log 10, is
+    reached when every digit gets 10 %.
     """
-    return -tf.reduce_logsumexp(logits, axis=1)
+    return tf.reduce_logsumexp(logits, axis=1) - tf.reduce_mean(logits, axis=1)
 
 
-def energy_above(logits, bound):
-    """relu(E − bound)² of N×10 `logits` (N): what a digit pays for an energy above `bound`."""
-    return tf.square(tf.nn.relu(energy(logits) - bound))
-
-
-def energy_below(logits, bound):
-    """relu(bound − E)² of N×10 `logits` (N): what a non-digit pays for an energy below `bound`."""
-    return tf.square(tf.nn.relu(bound - energy(logits)))
+def uniform_loss(logits):
+    """uniform_cross_entropy of N×10 `logits`, the mean over N."""
+    return tf.reduce_mean(uniform_cross_entropy(logits))

@@ -60,32 +60,17 @@ def test_the_number_readers_cuts_join_the_loss_only_with_their_weight():
     cut_images = tf.Variable(random_images(6, seed=2))
     cut_labels = tf.Variable(np.array([3, -1, 7, -1, -1, 0], np.int64))
 
-    energy = (0.1, -7.0, -1.0)
-
     def first_loss(cut_weight):
         model = DeepCNN(seed=3)
         step = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3,
-                                              cuts=(cut_images, cut_labels, 4), energy=energy)
+                                              cuts=(cut_images, cut_labels, 4, 0.5))
         return float(step(x, y, np.float32(1e-3), np.int64(0), np.float32(cut_weight)))
 
     model = DeepCNN(seed=3)
-    plain = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3, energy=energy)
+    plain = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3)
     without = float(plain(x, y, np.float32(1e-3), np.int64(0), np.float32(0)))
     assert first_loss(0.0) == pytest.approx(without, rel=1e-5)
     assert first_loss(1.0) > first_loss(0.0) + 0.1
-
-
-def test_the_energy_bound_on_digits_joins_the_loss_only_when_asked():
-    x, y = random_images(20, seed=1), np.arange(20, dtype=np.int64) % 10
-
-    def first_loss(energy):
-        model = DeepCNN(seed=3)
-        step = create_model_2.make_train_step(model, training.Adam(model.trainable_variables), 3, energy=energy)
-        return float(step(x, y, np.float32(1e-3), np.int64(0), np.float32(0)))
-
-    # A fresh network's logsumexp is far below 20: every digit's energy lies above a bound of -20.
-    assert first_loss((0.1, -20.0, -1.0)) > first_loss(None) + 1.0
-    assert first_loss((0.1, 100.0, -1.0)) == pytest.approx(first_loss(None), rel=1e-5)
 
 
 def test_softmax_regression_loss_falls_over_a_few_steps(mnist):

@@ -10,23 +10,28 @@ from create_model_2 import DeepCNN
 from quiet_tensorflow import tf
 
 
-def test_score_is_the_log_of_the_summed_exponentials_of_the_logits():
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_margin_is_the_log_odds_of_the_top_probability():
     z = np.random.default_rng(0).normal(0, 3, (50, 10))
-    np.testing.assert_allclose(notadigit.score(z), np.log(np.exp(z).sum(axis=1)), rtol=1e-12)
+    top = softmax(z).max(axis=1)
+    np.testing.assert_allclose(notadigit.margin(z), np.log(top / (1 - top)), rtol=1e-9, atol=1e-9)
 
 
-def test_score_stays_finite_for_logits_far_beyond_exp():
-    z = np.zeros((2, 10))
-    z[0, 3], z[1] = 1000.0, -1000.0
-    s = notadigit.score(z)
-    assert s[0] == pytest.approx(1000.0, rel=1e-12) and s[1] == pytest.approx(-1000.0 + np.log(10), rel=1e-12)
+def test_margin_stays_finite_where_the_top_probability_rounds_to_one():
+    z = np.zeros((1, 10))
+    z[0, 3] = 1000.0
+    m = notadigit.margin(z)
+    assert np.isfinite(m).all() and m[0] == pytest.approx(1000.0 - np.log(9), rel=1e-9)
 
 
-def test_small_logits_everywhere_score_lower_than_one_large_logit():
-    # What the energy bound trains: a non-digit gets no large logit, a digit one.
-    quiet, sure = np.full((1, 10), -2.0), np.zeros((1, 10))
-    sure[0, 4] = 8.0
-    assert notadigit.score(quiet)[0] < 1.0 < notadigit.score(sure)[0]
+def test_two_digits_tied_at_the_top_give_margin_below_zero():
+    z = np.zeros((1, 10))
+    z[0, [2, 7]] = 5.0
+    assert notadigit.margin(z)[0] < 0
 
 
 def test_calibrated_threshold_lets_the_asked_share_of_digits_pass():
@@ -36,12 +41,12 @@ def test_calibrated_threshold_lets_the_asked_share_of_digits_pass():
     assert passing == pytest.approx(0.9, abs=0.002)
 
 
-def test_digitness_is_one_half_at_the_threshold_and_rises_with_the_score():
-    digit_score = notadigit.DigitScore()
-    digit_score.threshold.assign(2.0)
-    z = np.full((3, 10), -50.0)
-    z[:, 0] = [1.0, 2.0, 3.0]  # scores 1, 2, 3 (the other logits add < 1e-20)
-    d = digit_score.digitness(z)
+def test_digitness_is_one_half_at_the_threshold_and_rises_with_the_margin():
+    score = notadigit.DigitScore()
+    score.threshold.assign(2.0)
+    z = np.zeros((3, 10))
+    z[:, 0] = np.log(9) + np.array([1.0, 2.0, 3.0])  # margins 1, 2, 3
+    d = score.digitness(z)
     assert d[1] == pytest.approx(0.5) and d[0] < 0.5 < d[2]
 
 
@@ -82,17 +87,9 @@ def test_turned_leaves_out_the_digits_that_stay_digits_on_their_side():
     np.testing.assert_array_equal(out[0], np.rot90(images.numpy()[3].reshape(28, 28)))
 
 
-def test_energy_is_minus_the_log_of_the_summed_exponentials():
-    z = tf.constant([[0.0] * 10, [5.0] + [-40.0] * 9])
-    np.testing.assert_allclose(outliers.energy(z).numpy(), [-np.log(10), -5.0], rtol=1e-6)
-
-
-def test_energy_bounds_charge_only_the_wrong_side_of_their_bound_squared():
-    z = tf.constant([[3.0] + [-40.0] * 9])  # E = -3
-    assert float(outliers.energy_above(z, -7.0)[0]) == pytest.approx(16.0, rel=1e-5)  # a digit: E should be <= -7
-    assert float(outliers.energy_above(z, -1.0)[0]) == 0.0
-    assert float(outliers.energy_below(z, -1.0)[0]) == pytest.approx(4.0, rel=1e-5)  # a non-digit: E >= -1
-    assert float(outliers.energy_below(z, -7.0)[0]) == 0.0
+def test_uniform_loss_is_log_10_at_equal_logits_and_larger_otherwise():
+    assert float(outliers.uniform_loss(tf.zeros([3, 10]))) == pytest.approx(np.log(10), rel=1e-6)
+    assert float(outliers.uniform_loss(tf.one_hot([1, 2], 10) * 5.0)) > np.log(10) + 1
 
 
 @pytest.mark.slow

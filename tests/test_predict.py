@@ -259,8 +259,7 @@ def digit(value, digitness):
 
 
 def test_a_piece_of_a_number_that_is_no_digit_becomes_a_question_mark():
-    doubtful = predict.AMONG_DIGITS / 2
-    reading = readnumber.Reading("2046", 0.8, [digit(2, 0.9), digit(0, 0.8), digit(4, doubtful), digit(6, 0.7)],
+    reading = readnumber.Reading("2046", 0.8, [digit(2, 0.9), digit(0, 0.8), digit(4, 0.1), digit(6, 0.7)],
                                  [("2016", 0.1)])
     record = predict.record("n.png", reading)
     assert record["number"] == "20?6"
