@@ -1013,7 +1013,7 @@ def _leans_apart(seg, path):
     if seg.crops is None:  # a `single` read: one candidate
         return False
     for a, b in zip(path[:-1], path[1:]):
-        # Measured only here, for the few pairs on the best path that a cut joins (≈ 0.15 ms a
+        # Measured only here, for the few pairs on the best path that a cut joins (≈ 0.07 ms a
         # candidate on a large crop: too dear for every candidate).
         if seg.cut_strokes[seg.edges[b][0]] >= 0:
             if abs(_lean(seg.crops[a][0]) - _lean(seg.crops[b][0])) > _LEAN_APART:  # NaN: no stroke, False
